@@ -2,12 +2,11 @@
  * register.c - wires the kernel families into the type table.  Each family
  * exports one isq_<family>_register() that fills in the rows it implements.
  */
-#include "types.h"
+#include "kquants.h"
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref);
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref)
 {
-	(void)tab;
-	(void)use_ref;
+	isq_kquants_register(tab, use_ref);
 }
