@@ -2,6 +2,7 @@
 #
 # Targets:
 #   all (default)   libisq.a and every tool, in $(B)/
+#   demo            the main job end to end on a generated default model
 #   check           every test (unit, CLI, golden); no GPU needed
 #   check-full      check, plus the slow full-text checks
 #   bench           benchmarks (quantizer speed, conversion, memory)
@@ -167,6 +168,13 @@ $(B)/tests/%: $(B)/tests/bench/%.o $(B)/libisq.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(B)/libisq.a $(LDLIBS)
 
+# ---- the main job on the default model (a generated one: no download) -------
+DEMO := $(B)/demo
+demo: all $(GENS)
+	$(Q)rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(B)/tests/isq-genmodel --preset tiny --seed 1 -o $(DEMO)/model
+	$(B)/isq-inspect $(DEMO)/model
+
 # ---- tests ------------------------------------------------------------------
 check: all $(TESTS) $(GENS)
 	$(Q)BIN=$(B) ISQ_CHECK_LEVEL=quick sh tests/run.sh
@@ -222,7 +230,8 @@ clean:
 	rm -rf build
 
 FORCE:
-.PHONY: all check check-full bench fuzz fuzz-build install deps clean FORCE
+
+.PHONY: all demo check check-full bench fuzz fuzz-build install deps clean FORCE
 .DELETE_ON_ERROR:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

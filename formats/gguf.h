@@ -137,7 +137,7 @@ struct isq_gguf_arr_iter {
 	uint64_t pos;
 };
 void isq_gguf_arr_iter_init(struct isq_gguf_arr_iter *it, const struct isq_gguf_kv *kv);
-/* Next string element; 0 with *s/*len set, or ISQ_ENOTFOUND at the end. */
+/* Next string element: 0 with s and len set, or ISQ_ENOTFOUND at the end. */
 int isq_gguf_arr_next_str(struct isq_gguf_arr_iter *it, const char **s, uint64_t *len);
 
 /*
