@@ -26,6 +26,7 @@ static int fill_from_st(struct isq_model *m)
 			o->shape[d] = t->shape[d];
 		o->n_elements = t->n_elements;
 		o->nbytes = t->nbytes;
+		o->file_offset = t->file_offset;
 		o->data = t->data;
 	}
 	m->n_tensors = st->n_tensors;
@@ -50,6 +51,7 @@ static int fill_from_gguf(struct isq_model *m)
 			o->shape[d] = t->ne[t->n_dims - 1 - d];
 		o->n_elements = t->n_elements;
 		o->nbytes = t->nbytes;
+		o->file_offset = g->data_offset + t->offset;
 		o->data = t->data;
 	}
 	m->n_tensors = g->n_tensors;
@@ -76,14 +78,18 @@ static int load_config(struct isq_model *m, const char *path, int is_dir)
 		isq_path_join(&cfg, dirname(copy), "config.json");
 		free(copy);
 	}
+	m->config_rc = ISQ_ENOTFOUND;
+	snprintf(m->config_err, sizeof(m->config_err), "no config.json beside the weights");
 	if (cfg.data && isq_path_exists(cfg.data)) {
 		rc = isq_config_load(cfg.data, &m->hp, &m->err);
+		m->config_rc = rc;
+		snprintf(m->config_err, sizeof(m->config_err), "%s", rc ? isq_errbuf_msg(&m->err) : "");
 		if (rc == 0) {
 			m->have_config = 1;
 			if (m->hp.gguf_arch)
 				snprintf(m->arch, sizeof(m->arch), "%s", m->hp.gguf_arch);
 		} else if (rc == ISQ_EUNSUPPORTED) {
-			/* an architecture we cannot run is still worth listing */
+			/* an architecture we cannot convert is still worth listing: the tools decide */
 			isq_errbuf_clear(&m->err);
 			rc = 0;
 		}
@@ -204,4 +210,21 @@ const struct isq_model_tensor *isq_model_find(const struct isq_model *m, const c
 		return t ? &m->tensors[t - m->gguf->tensors] : NULL;
 	}
 	return NULL;
+}
+
+void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, uint64_t len)
+{
+	struct isq_map *map = NULL;
+	uint64_t base = 0;
+	if (m->priv) {
+		/* a single file we mapped ourselves */
+		map = &((struct model_priv *)m->priv)->map;
+		base = (uint64_t)(t->data - map->data);
+	} else if (m->st && m->st->shards) {
+		const struct isq_st_tensor *st = &m->st->tensors[t - m->tensors];
+		map = &m->st->shards[st->shard];
+		base = st->file_offset;
+	}
+	if (map && off + len <= t->nbytes)
+		isq_map_drop(map, base + off, len);
 }

@@ -30,6 +30,7 @@ struct isq_model_tensor {
 	int64_t shape[ISQ_MODEL_MAX_DIMS];
 	uint64_t n_elements;
 	uint64_t nbytes;
+	uint64_t file_offset;  /* where the data starts in its file (0 when read from a pipe) */
 	const uint8_t *data;
 };
 
@@ -38,6 +39,8 @@ struct isq_model {
 	uint32_t version;           /* GGUF version; 0 for safetensors */
 	char arch[64];              /* "llama", or "" when unknown */
 	int have_config;            /* hp is valid */
+	int config_rc;              /* 0, or why config.json could not be used (ISQ_ENOTFOUND: absent) */
+	char config_err[256];
 	struct isq_hparams hp;
 	struct isq_model_tensor *tensors;
 	size_t n_tensors;
@@ -59,5 +62,11 @@ void isq_model_release(struct isq_model *m);
 uint64_t isq_model_parameters(const struct isq_model *m);
 uint64_t isq_model_bytes(const struct isq_model *m);
 const struct isq_model_tensor *isq_model_find(const struct isq_model *m, const char *name);
+/*
+ * Drop the pages of bytes [off, off+len) of tensor t's data from memory once
+ * consumed (streaming conversions keep a flat RSS); a no-op for inputs that
+ * are not memory-mapped.
+ */
+void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, uint64_t len);
 
 #endif

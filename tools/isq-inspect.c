@@ -248,6 +248,7 @@ static void print_json(const struct isq_model *m, const struct isq_model_tensor 
 			cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
 		cJSON_AddNumberToObject(o, "elements", (double)t->n_elements);
 		cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
+		cJSON_AddNumberToObject(o, "offset", (double)t->file_offset);
 		cJSON_AddNumberToObject(o, "bpw", tensor_bpw(t));
 		if (st && st[i].have)
 			cJSON_AddItemToObject(o, "stats", stats_json(&st[i].s));

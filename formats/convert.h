@@ -1,0 +1,54 @@
+/*
+ * convert.h - streaming a model through the quantizers.
+ *
+ * A plan entry's output bytes are produced in row chunks: each worker thread
+ * widens its rows of the source tensor to float (applying the llama Q/K row
+ * permutation when the plan asks for it), quantizes them into its slice of
+ * the chunk buffer, and the chunk is handed to a sink in row order.  Input
+ * pages are dropped once consumed.  Memory is bounded by the chunk buffer and
+ * one float row block per worker, whatever the model size; the bytes do not
+ * depend on the thread count.
+ */
+#ifndef ISQ_CONVERT_H
+#define ISQ_CONVERT_H
+
+#include "imatrix.h"
+#include "plan.h"
+#include "progress.h"
+#include "thread.h"
+
+/* Receives consecutive output bytes of one tensor; returns 0 or a negative status. */
+typedef int (*isq_sink_fn)(void *ctx, const void *data, size_t n);
+
+struct isq_convert_stats {
+	double err_sum;     /* sum of (w * (x - q)^2), w = importance or 1 */
+	double ref_sum;     /* sum of (w * x^2) */
+	double wsum;        /* sum of w */
+	uint64_t n;
+};
+
+struct isq_converter {
+	const struct isq_model *model;
+	struct isq_pool *pool;
+	const struct isq_imatrix *imatrix; /* NULL: none */
+	int measure_error;                 /* fill per-tensor error statistics */
+	struct isq_progress *progress;     /* NULL: none; counts source bytes */
+	uint64_t progress_done;
+	size_t chunk_bytes;                /* target output bytes per chunk (default 8 MiB) */
+	struct isq_errbuf err;
+};
+
+/*
+ * Produce the bytes of plan entry `en` into sink.  The importance vector is
+ * looked up by the entry's output name, then its source name; a vector whose
+ * length is not the row length is an error.  *st (optional) receives error
+ * statistics when measure_error is set.  Errors name the tensor:
+ * "tensor 'blk.0.attn_q.weight': non-finite value nan at row 3, column 17".
+ */
+int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, isq_sink_fn sink, void *sink_ctx,
+		      struct isq_convert_stats *st);
+
+/* Widen `nrows` rows of a source tensor, starting at `row`, to float (no permutation). */
+int isq_tensor_rows_to_f32(const struct isq_model_tensor *t, int64_t row, int64_t nrows, float *dst);
+
+#endif
