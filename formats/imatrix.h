@@ -86,7 +86,8 @@ void isq_imatrix_importance(const struct isq_imatrix_entry *en, int64_t mat, flo
  * Add an entry (copies name; takes sums/counts as zero-filled arrays of the
  * given geometry) and return it, or NULL on ENOMEM / geometry mismatch with
  * an existing entry of that name (then the existing one is returned only if
- * it matches).  Keeps entries sorted.
+ * it matches).  Keeps entries sorted, so the returned pointer (and any
+ * earlier one) is valid only until the next entry is added.
  */
 struct isq_imatrix_entry *isq_imatrix_get_or_add(struct isq_imatrix *im, const char *name, int64_t n_per_row,
 						 int64_t n_mat);
