@@ -16,7 +16,7 @@ for f in "$@"; do
 	[ -d "$seeds" ] || seeds=
 	if "$f" -max_total_time="$FUZZ_TIME" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
 		-artifact_prefix="$work/artifacts/" "$work/corpus" $seeds > "$work/log" 2>&1; then
-		echo "PASS fuzz-$name ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/log" | awk '{print $2}') runs; $(grep -c . "$work/log") log lines)"
+		echo "PASS fuzz-$name ($(grep -o 'Done [0-9]* runs' "$work/log" | awk '{print $2}') runs, $(ls "$work/corpus" | wc -l) new inputs)"
 		pass=$((pass + 1))
 	else
 		echo "FAIL fuzz-$name:"
