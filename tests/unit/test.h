@@ -140,6 +140,7 @@ static inline const char *test_tmpdir(void)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* keep check output when a test crashes */
 	for (int i = 0; i < test_ncases; i++) {
 		if (argc > 1 && strcmp(argv[1], test_cases[i].name))
 			continue;
