@@ -6,9 +6,11 @@
 #include "mrs.h"
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref);
+void isq_legacy_register(struct isq_type_traits *tab, int use_ref);
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref)
 {
+	isq_legacy_register(tab, use_ref);
 	isq_kquants_register(tab, use_ref);
 	isq_mrs_register(tab, use_ref);
 }
