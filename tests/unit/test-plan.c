@@ -129,11 +129,13 @@ TEST(stories_mixture_and_overrides)
 	CHECK(d && d->type == ISQ_TYPE_F16 && !d->fallback[0]);
 	const struct isq_plan_entry *q = entry(&p, "blk.3.attn_q.weight");
 	CHECK(q && q->type == ISQ_TYPE_Q8_0);
-	/* q4_k_m: attn_v of layers with more_bits(i, 5) is q6_k (0 and 4 here), then falls back */
+	/* q4_k_m: attn_v of layers with use_more_bits(i, 5) -- 2 and 4 -- is q6_k, then falls back */
 	const struct isq_plan_entry *v0 = entry(&p, "blk.0.attn_v.weight");
-	const struct isq_plan_entry *v1 = entry(&p, "blk.1.attn_v.weight");
-	CHECK(v0 && v0->requested == ISQ_TYPE_Q6_K && v0->type == ISQ_TYPE_Q8_0);
-	CHECK(v1 && v1->requested == ISQ_TYPE_Q4_K && v1->type == ISQ_TYPE_Q5_0);
+	const struct isq_plan_entry *v2 = entry(&p, "blk.2.attn_v.weight");
+	const struct isq_plan_entry *v4 = entry(&p, "blk.4.attn_v.weight");
+	CHECK(v2 && v2->requested == ISQ_TYPE_Q6_K && v2->type == ISQ_TYPE_Q8_0);
+	CHECK(v4 && v4->requested == ISQ_TYPE_Q6_K);
+	CHECK(v0 && v0->requested == ISQ_TYPE_Q4_K && v0->type == ISQ_TYPE_Q5_0);
 	CHECK_EQ_INT(p.req.ftype, 15);
 	isq_plan_release(&p);
 
