@@ -172,8 +172,10 @@ $(B)/tests/%: $(B)/tests/bench/%.o $(B)/libisq.a
 DEMO := $(B)/demo
 demo: all $(GENS)
 	$(Q)rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(B)/tests/isq-genmodel --preset tiny --seed 1 -o $(DEMO)/model
+	$(B)/tests/isq-genmodel --preset small --seed 1 -o $(DEMO)/model
 	$(B)/isq-inspect $(DEMO)/model
+	$(B)/isq-quantize -m $(DEMO)/model -t q4_k_m -o $(DEMO)/model-q4_k_m.gguf
+	$(B)/isq-inspect $(DEMO)/model-q4_k_m.gguf
 
 # ---- tests ------------------------------------------------------------------
 check: all $(TESTS) $(GENS)

@@ -71,6 +71,8 @@ static int entry_cmp(const void *a, const void *b)
 
 const struct isq_imatrix_entry *isq_imatrix_find(const struct isq_imatrix *im, const char *name)
 {
+	if (!im->n)
+		return NULL;
 	struct isq_imatrix_entry key = { .name = (char *)name };
 	const struct isq_imatrix_entry *en = bsearch(&key, im->entries, im->n, sizeof(key), entry_cmp);
 	if (en)

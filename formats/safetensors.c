@@ -631,7 +631,8 @@ int isq_st_writer_add(struct isq_st_writer *w, const char *name, enum isq_st_dty
 		return isq_errbuf_set(&w->err, ISQ_ENOMEM, NULL);
 	x->dtype = dtype;
 	x->n_dims = n_dims;
-	memcpy(x->shape, shape, (size_t)n_dims * sizeof(int64_t));
+	if (n_dims)
+		memcpy(x->shape, shape, (size_t)n_dims * sizeof(int64_t));
 	w->n_t++;
 	return 0;
 }

@@ -243,7 +243,7 @@ int main(int argc, char **argv)
 	if (isq_out_open(&out, opt_output))
 		isq_die("%s", isq_errbuf_msg(&out.err));
 	if (isq_gguf_writer_begin(w, &out))
-		isq_die("%s: %s", opt_output, isq_gguf_writer_errmsg(w));
+		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
 
 	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
@@ -260,11 +260,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < plan.n; i++)
 		if (isq_convert_entry(&conv, &plan.entries[i], gguf_sink, w, &stats[i])) {
 			isq_progress_end(&pr);
-			isq_die("%s: %s", out.err.code ? opt_output : opt_model,
-				out.err.code ? isq_errbuf_msg(&out.err) : isq_errbuf_msg(&conv.err));
+			if (out.err.code) /* the message names the output already */
+				isq_die("%s", isq_errbuf_msg(&out.err));
+			isq_die("%s: %s", opt_model, isq_errbuf_msg(&conv.err));
 		}
 	if (isq_gguf_writer_finish(w))
-		isq_die("%s: %s", opt_output, isq_gguf_writer_errmsg(w));
+		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
 	uint64_t written = out.written;
 	if (isq_out_commit(&out))
 		isq_die("%s", isq_errbuf_msg(&out.err));
