@@ -118,7 +118,9 @@ TEST(every_case)
 		}
 		cases++;
 		size_t cnt = (size_t)rows * npr;
-		const float *ref = (const float *)(const void *)(p + 64 + nq);
+		/* the reference floats follow nq bytes of blocks: copy them to aligned memory */
+		float *ref = malloc(cnt * 4);
+		memcpy(ref, p + 64 + nq, cnt * 4);
 		float *y = malloc(cnt * 4);
 		/* 1: exact dequantization of llama.cpp's bytes */
 		tt->dequantize(p + 64, y, (int64_t)cnt);
@@ -154,6 +156,7 @@ TEST(every_case)
 			CHECK_MSG(tt->quantize != NULL, "%s: no encoder for %s", fn, tt->name);
 		}
 		free(y);
+		free(ref);
 		free(p);
 	}
 	closedir(d);

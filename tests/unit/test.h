@@ -118,7 +118,9 @@ static inline const char *test_shared_path(char *buf, size_t n, const char *rel)
 	struct stat st;
 	if (!dir)
 		return NULL;
-	snprintf(buf, n, "%s/%s", dir, rel);
+	int len = snprintf(buf, n, "%s/%s", dir, rel);
+	if (len < 0 || (size_t)len >= n)
+		return NULL;
 	return stat(buf, &st) == 0 ? buf : NULL;
 }
 
