@@ -4,13 +4,13 @@
  */
 #include "kquants.h"
 #include "mrs.h"
+#include "quants.h"
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref);
-void isq_legacy_register(struct isq_type_traits *tab, int use_ref);
 
 void isq_kernels_register(struct isq_type_traits *tab, int use_ref)
 {
-	isq_legacy_register(tab, use_ref);
+	isq_quants_register(tab, use_ref);
 	isq_kquants_register(tab, use_ref);
 	isq_mrs_register(tab, use_ref);
 }
