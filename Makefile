@@ -43,7 +43,7 @@ B := build
 SANFLAGS :=
 endif
 
-PKGS := libcjson libzstd libarchive
+PKGS := libcjson libzstd libarchive libpcre2-8 libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -209,7 +209,8 @@ fuzz: $(FUZZERS)
 	$(Q)FUZZ_TIME=$(FUZZ_TIME) sh tests/fuzz/run.sh $(FUZZERS)
 
 # ---- install ------------------------------------------------------------------
-PUBLIC_HEADERS := $(sort $(wildcard libcommon/*.h formats/*.h kernels/*.h))
+# internal headers (templates, private structs) stay out of the installed set
+PUBLIC_HEADERS := $(sort $(filter-out %-impl.h kernels/encode.h kernels/lanes.h,$(wildcard libcommon/*.h formats/*.h kernels/*.h)))
 
 $(B)/isq.pc: FORCE
 	@mkdir -p $(B)
