@@ -203,11 +203,7 @@ TEST(qwen3_reference_ids_and_decodes)
 	double t_load = now() - t0;
 	CHECK_MSG(rc == 0, "%s", isq_tokenizer_errmsg(t));
 	printf("  qwen3 tokenizer.json loaded in %.0f ms\n", 1e3 * t_load);
-#if defined(__SANITIZE_ADDRESS__)
-	CHECK(t_load < 5.0); /* instrumented */
-#else
-	CHECK(t_load < 1.0);
-#endif
+	/* speed is reported, not asserted: timed assertions fail on loaded CI machines (make bench measures it) */
 	CHECK_EQ_INT(isq_tokenizer_kind(t), ISQ_TOKENIZER_BYTE_BPE);
 	CHECK_EQ_INT(isq_tokenizer_n_vocab(t), 151669);
 	CHECK_EQ_INT(isq_tokenizer_bos(t), -1);
@@ -852,7 +848,6 @@ TEST(long_runs_are_fast)
 	CHECK_EQ_INT(k, 50000);
 	CHECK(k && ids[0] == 260 && ids[k - 1] == 260);
 	printf("  one word of %zu letters in %.0f ms\n", n, 1e3 * dt);
-	CHECK(dt < 2.0);
 	free(ids);
 	free(s);
 	isq_tokenizer_free(t);
