@@ -237,4 +237,5 @@ FORCE:
 .PHONY: all demo check check-full bench fuzz fuzz-build install deps clean FORCE
 .DELETE_ON_ERROR:
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# $(B), not build: a B=... build directory tracks its headers too
+-include $(sort $(shell find $(B) build/fuzz -name '*.d' 2>/dev/null))
