@@ -54,6 +54,7 @@ struct chunk_job {
 	const float *imp;
 	float *scratch;   /* per worker: grain * row_len floats, twice when measuring */
 	struct sub_result *subs;
+	int64_t win_row0; /* first source row held by src when it is a read window, else 0 */
 };
 
 static void encode_rows(struct chunk_job *j, const float *x, uint8_t *dst, int64_t nr, struct sub_result *res)
@@ -91,10 +92,11 @@ static void chunk_worker(void *ctx, int64_t begin, int64_t end, int worker)
 		memset(res, 0, sizeof(*res));
 		if (j->en->permute_heads) {
 			for (int64_t r = 0; r < nr && !res->rc; r++)
-				res->rc = isq_tensor_rows_to_f32(j->src, perm_row(r0 + r, j->rows_total, j->en->permute_heads),
-								 1, x + r * j->row_len);
+				res->rc = isq_tensor_rows_to_f32(
+					j->src, perm_row(r0 + r, j->rows_total, j->en->permute_heads) - j->win_row0, 1,
+					x + r * j->row_len);
 		} else {
-			res->rc = isq_tensor_rows_to_f32(j->src, r0, nr, x);
+			res->rc = isq_tensor_rows_to_f32(j->src, r0 - j->win_row0, nr, x);
 		}
 		if (res->rc) {
 			snprintf(res->msg, sizeof(res->msg), "cannot decode source type %s", j->src->type_name);
@@ -131,8 +133,19 @@ static const struct isq_imatrix_entry *find_importance(const struct isq_converte
 	return ie ? ie : isq_imatrix_find(c->imatrix, en->src_name);
 }
 
-int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, isq_sink_fn sink, void *sink_ctx,
-		      struct isq_convert_stats *st)
+static int64_t gcd64(int64_t a, int64_t b)
+{
+	while (b) {
+		int64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Sources e0..e1-1 of en (the expert slices of a stacked tensor), statistics added to *st. */
+static int convert_range(struct isq_converter *c, const struct isq_plan_entry *en, int e0, int e1, isq_sink_fn sink,
+			 void *sink_ctx, struct isq_convert_stats *st)
 {
 	const struct isq_model *m = c->model;
 	const struct isq_type_traits *tt = isq_type_traits(en->type);
@@ -142,9 +155,6 @@ int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, 
 	if (!tt || isq_type_row_size(en->type, (uint64_t)row_len, &rb))
 		return isq_errbuf_set(&c->err, ISQ_EINVAL, "tensor '%s': row of %lld does not fit %s", en->name,
 				      (long long)row_len, isq_type_name(en->type));
-	if (st)
-		memset(st, 0, sizeof(*st));
-
 	const struct isq_imatrix_entry *ie = find_importance(c, en);
 	float *imp = NULL;
 	if (ie && en->quantize && tt->uses_imatrix) {
@@ -163,22 +173,46 @@ int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, 
 	size_t chunk_bytes = c->chunk_bytes ? c->chunk_bytes : (size_t)8 << 20;
 	int64_t rows_per_chunk = ISQ_MAX(grain * nthreads, (int64_t)(chunk_bytes / rb));
 	rows_per_chunk = (rows_per_chunk + grain - 1) / grain * grain;
+	/*
+	 * A streamed source is read a chunk at a time into a window, so the Q/K
+	 * permutation must find every row it needs inside the chunk: chunks then
+	 * hold whole heads (the permutation never leaves a head).
+	 */
+	int64_t unit = grain;
+	if (c->stream && en->permute_heads > 0) {
+		int64_t hd = rows_per_src % en->permute_heads ? 0 : rows_per_src / en->permute_heads;
+		unit = hd ? grain / gcd64(grain, hd) * hd : rows_per_src; /* odd heads: the whole tensor at once */
+	}
+	rows_per_chunk = (rows_per_chunk + unit - 1) / unit * unit;
 	rows_per_chunk = ISQ_MIN(rows_per_chunk, (rows_per_src + grain - 1) / grain * grain);
-	int64_t max_subs = rows_per_chunk / grain;
+	int64_t max_subs = (rows_per_chunk + grain - 1) / grain;
 
 	struct chunk_job j = { .c = c, .en = en, .tt = tt, .rows_total = rows_per_src, .row_len = row_len,
 			       .grain = grain, .row_bytes = (size_t)rb };
 	j.out = malloc((size_t)rows_per_chunk * (size_t)rb);
 	j.scratch = malloc((size_t)nthreads * (size_t)(grain * row_len) * sizeof(float) * (c->measure_error ? 2 : 1));
 	j.subs = calloc((size_t)max_subs, sizeof(*j.subs));
+	uint8_t *window = NULL;
+	struct isq_model_tensor view;
 	int rc = 0;
 	if (!j.out || !j.scratch || !j.subs) {
 		rc = isq_errbuf_set(&c->err, ISQ_ENOMEM, NULL);
 		goto done;
 	}
-	for (int e = 0; e < en->n_src && rc == 0; e++) {
+	for (int e = e0; e < e1 && rc == 0; e++) {
 		size_t si = en->n_src > 1 ? en->srcs[e] : en->src;
 		j.src = &m->tensors[si];
+		if (c->stream) {
+			uint64_t wb = j.src->nbytes / (uint64_t)(rows_per_src ? rows_per_src : 1) * (uint64_t)rows_per_chunk;
+			free(window);
+			window = malloc(wb ? (size_t)wb : 1);
+			if (!window) {
+				rc = isq_errbuf_set(&c->err, ISQ_ENOMEM, NULL);
+				break;
+			}
+			view = *j.src;
+			view.data = window;
+		}
 		if (imp) {
 			isq_imatrix_importance(ie, ie->n_mat == 1 ? 0 : e, imp);
 			j.imp = imp;
@@ -187,6 +221,17 @@ int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, 
 		for (int64_t r0 = 0; r0 < rows_per_src && rc == 0; r0 += rows_per_chunk) {
 			j.row0 = r0;
 			j.nrows = ISQ_MIN(rows_per_chunk, rows_per_src - r0);
+			if (c->stream) {
+				const struct isq_model_tensor *t = &m->tensors[si];
+				rc = isq_model_read(c->stream, t, (uint64_t)r0 * src_row_bytes, window,
+						    (size_t)((uint64_t)j.nrows * src_row_bytes));
+				if (rc) {
+					isq_errbuf_set(&c->err, rc, "%s", isq_errbuf_msg(&c->stream->err));
+					break;
+				}
+				j.src = &view;
+				j.win_row0 = r0;
+			}
 			int64_t nsubs = (j.nrows + grain - 1) / grain;
 			if (c->pool && nsubs > 1)
 				isq_pool_for(c->pool, nsubs, 1, chunk_worker, &j);
@@ -222,11 +267,28 @@ int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, 
 			isq_model_drop(m, j.src, 0, j.src->nbytes);
 	}
 	if (st)
-		st->n = (uint64_t)(rows_per_src * row_len * en->n_src);
+		st->n += (uint64_t)(rows_per_src * row_len * (e1 - e0));
 done:
+	free(window);
 	free(imp);
 	free(j.out);
 	free(j.scratch);
 	free(j.subs);
 	return rc;
+}
+
+int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, isq_sink_fn sink, void *sink_ctx,
+		      struct isq_convert_stats *st)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+	return convert_range(c, en, 0, en->n_src, sink, sink_ctx, st);
+}
+
+int isq_convert_part(struct isq_converter *c, const struct isq_plan_entry *en, int e, isq_sink_fn sink,
+		     void *sink_ctx, struct isq_convert_stats *st)
+{
+	if (e < 0 || e >= en->n_src)
+		return isq_errbuf_set(&c->err, ISQ_EINVAL, "tensor '%s': no source %d", en->name, e);
+	return convert_range(c, en, e, e + 1, sink, sink_ctx, st);
 }

@@ -35,6 +35,13 @@ struct isq_converter {
 	struct isq_progress *progress;     /* NULL: none; counts source bytes */
 	uint64_t progress_done;
 	size_t chunk_bytes;                /* target output bytes per chunk (default 8 MiB) */
+	/*
+	 * A streamed model (an archive; NULL otherwise): source bytes are read
+	 * through isq_model_read() a chunk at a time, so entries and their
+	 * sources must be converted in the order of model->tensors[].  It is
+	 * the same model as `model`.
+	 */
+	struct isq_model *stream;
 	struct isq_errbuf err;
 };
 
@@ -47,6 +54,15 @@ struct isq_converter {
  */
 int isq_convert_entry(struct isq_converter *c, const struct isq_plan_entry *en, isq_sink_fn sink, void *sink_ctx,
 		      struct isq_convert_stats *st);
+
+/*
+ * Only source E of a stacked entry (expert E of n_src): its rows_per_src rows
+ * of output bytes, which belong at E * (nbytes / n_src) in the tensor.
+ * Statistics are added to *st (not reset).  For a streamed model whose
+ * experts lie apart in the stream.
+ */
+int isq_convert_part(struct isq_converter *c, const struct isq_plan_entry *en, int e, isq_sink_fn sink,
+		     void *sink_ctx, struct isq_convert_stats *st);
 
 /* Widen `nrows` rows of a source tensor, starting at `row`, to float (no permutation). */
 int isq_tensor_rows_to_f32(const struct isq_model_tensor *t, int64_t row, int64_t nrows, float *dst);

@@ -2,11 +2,21 @@
  * model.h - one view of a model's tensors, whatever the container.
  *
  * Opens a safetensors file, a sharded or single-file Hugging Face directory,
- * or a GGUF file, and lists its tensors uniformly: name, element type,
+ * a GGUF file, or (isq_model_open_stream only) a .tar, .tar.zst or .zip of a
+ * model directory, and lists its tensors uniformly: name, element type,
  * row-major shape (outermost first, as safetensors writes it; GGUF's ne is
  * reversed into this order), byte length and a zero-copy view of the data.
  * For a HF directory the config.json beside the weights is parsed when
- * present; for GGUF the architecture comes from general.architecture.
+ * present, and so is tokenizer.json (with tokenizer_config.json); for GGUF
+ * the architecture comes from general.architecture.
+ *
+ * Archives are read through libarchive and never unpacked to disk.  Their
+ * entries can only be read front to back, so opening makes one pass that
+ * keeps the small files (config.json, tokenizer.json, tokenizer_config.json,
+ * model.safetensors.index.json) and only the header of each safetensors
+ * shard; tensor data is then read by isq_model_read() in a second pass that
+ * must ask for bytes in stream order: tensors[] is listed in that order
+ * (shard by shard as they appear in the archive, data order within a shard).
  */
 #ifndef ISQ_MODEL_H
 #define ISQ_MODEL_H
@@ -34,6 +44,8 @@ struct isq_model_tensor {
 	const uint8_t *data;
 };
 
+struct isq_tokenizer;
+
 struct isq_model {
 	enum isq_model_format format;
 	uint32_t version;           /* GGUF version; 0 for safetensors */
@@ -47,6 +59,10 @@ struct isq_model {
 	struct isq_safetensors *st; /* exactly one of st, gguf is set */
 	struct isq_gguf *gguf;
 	char *path;
+	int streamed;               /* an archive: tensors' data is NULL, read with isq_model_read in order */
+	struct isq_tokenizer *tokenizer; /* from tokenizer.json beside the weights, or NULL */
+	int tokenizer_rc;           /* 0, ISQ_ENOTFOUND (no tokenizer.json) or why it could not be loaded */
+	char tokenizer_err[256];
 	struct isq_errbuf err;
 	void *priv; /* private: the input map */
 };
@@ -57,6 +73,21 @@ struct isq_model {
  * Returns 0 or a negative status with the message in m->err.
  */
 int isq_model_open(struct isq_model *m, const char *path);
+/*
+ * As isq_model_open, and also archives (by name: .tar, .tar.zst, .tzst,
+ * .tar.gz, .tgz, .tar.xz, .zip), which give a streamed model.  Only callers
+ * that read tensor data through isq_model_read() may use this.
+ */
+int isq_model_open_stream(struct isq_model *m, const char *path);
+/* 1 if PATH names an archive by its extension. */
+int isq_model_is_archive(const char *path);
+/*
+ * Copy n bytes of tensor t's data from byte off into dst.  For a streamed
+ * model the reads must move forward through tensors[] and through each
+ * tensor (skipping is fine); going back is ISQ_EINVAL.  A short or corrupt
+ * archive is ISQ_EFORMAT/ISQ_EIO with the message in m->err.
+ */
+int isq_model_read(struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, void *dst, size_t n);
 void isq_model_release(struct isq_model *m);
 /* Sum of element counts / bytes over all tensors. */
 uint64_t isq_model_parameters(const struct isq_model *m);

@@ -535,6 +535,41 @@ int isq_st_open_memory(struct isq_safetensors *st, const void *data, uint64_t si
 	return rc;
 }
 
+int isq_st_open_headers(struct isq_safetensors *st, int n, const struct isq_st_header *h)
+{
+	clear(st);
+	isq_errbuf_clear(&st->err);
+	int rc = 0;
+	for (int i = 0; i < n && !rc; i++) {
+		/* parse_image reads only the first 8 + N bytes; the declared file size bounds the offsets */
+		if (h[i].len < 8 || isq_le64(h[i].bytes) > h[i].len - 8) {
+			rc = isq_errbuf_set(&st->err, ISQ_EFORMAT, "%s: safetensors header cut short", h[i].label);
+			break;
+		}
+		char **p = realloc(st->shard_paths, (size_t)(st->n_shards + 1) * sizeof(*p));
+		struct isq_map *m = p ? realloc(st->shards, (size_t)(st->n_shards + 1) * sizeof(*m)) : NULL;
+		if (p)
+			st->shard_paths = p;
+		if (m)
+			st->shards = m;
+		if (!p || !m || !(p[st->n_shards] = isq_strdup(h[i].label))) {
+			rc = isq_errbuf_set(&st->err, ISQ_ENOMEM, NULL);
+			break;
+		}
+		memset(&m[st->n_shards], 0, sizeof(*m));
+		size_t first = st->n_tensors;
+		rc = parse_image(st, h[i].bytes, h[i].file_size, st->n_shards, h[i].label);
+		st->n_shards++;
+		for (size_t t = first; t < st->n_tensors; t++)
+			st->tensors[t].data = NULL;
+	}
+	if (!rc)
+		rc = index_build(st);
+	if (rc)
+		clear(st);
+	return rc;
+}
+
 /* ---- writer ------------------------------------------------------------------------------------ */
 
 struct wt {

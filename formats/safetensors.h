@@ -117,6 +117,20 @@ void isq_st_free(struct isq_safetensors *st); /* NULL is fine */
 int isq_st_open(struct isq_safetensors *st, const char *path);
 /* Parse one safetensors image held in memory (not copied; fuzzers, tests). */
 int isq_st_open_memory(struct isq_safetensors *st, const void *data, uint64_t size);
+/*
+ * Shards known by their headers only, for inputs read as a stream (an
+ * archive): h[i].bytes holds at least the first 8 + N bytes of shard i,
+ * h[i].file_size is the shard's whole size.  Everything is validated as for
+ * isq_st_open, but tensors' data pointers are NULL and shards[] are empty
+ * maps: the caller reads the bytes at file_offset itself.
+ */
+struct isq_st_header {
+	const char *label;    /* names the shard in messages and shard_paths */
+	const uint8_t *bytes;
+	uint64_t len;
+	uint64_t file_size;
+};
+int isq_st_open_headers(struct isq_safetensors *st, int n, const struct isq_st_header *h);
 /* Look a tensor up by name (hash lookup); NULL if absent. */
 const struct isq_st_tensor *isq_st_find(const struct isq_safetensors *st, const char *name);
 /* The __metadata__ value for KEY, or NULL. */

@@ -180,8 +180,28 @@ int isq_quantize(enum isq_type t, const float *src, void *dst, int64_t nrows, in
 		return isq_errbuf_set(e, ISQ_EINVAL, "row length %lld is not a multiple of %s's block size %lld",
 				      (long long)n_per_row, tt->name, (long long)tt->blck);
 	int64_t n = nrows * n_per_row;
-	for (int64_t i = 0; i < n; i++) {
-		/* x - x is 0 for finite x and NaN for NaN and Inf: one test for both */
+	/*
+	 * An all-ones exponent is Inf or NaN.  The test is on the bits, OR-ed
+	 * over the block with no early exit, so that it vectorizes: a scalar
+	 * check with a branch per element cost a fifth of q4_0's time.  The
+	 * offending element is looked for only once one is known to exist.
+	 */
+	typedef uint32_t u32x4 __attribute__((vector_size(16)));
+	u32x4 acc = { 0, 0, 0, 0 };
+	int64_t i0 = 0;
+	for (; i0 + 4 <= n; i0 += 4) {
+		u32x4 b;
+		memcpy(&b, &src[i0], sizeof(b));
+		/* carries into bit 31 exactly when the exponent is all ones */
+		acc |= (b & 0x7f800000u) + 0x00800000u;
+	}
+	uint32_t bad = acc[0] | acc[1] | acc[2] | acc[3];
+	for (; i0 < n; i0++) {
+		uint32_t b;
+		memcpy(&b, &src[i0], sizeof(b));
+		bad |= (b & 0x7f800000u) + 0x00800000u;
+	}
+	for (int64_t i = 0; (bad & 0x80000000u) && i < n; i++) {
 		if (src[i] - src[i] != 0.0f)
 			return isq_errbuf_set(e, ISQ_EINVAL, "non-finite value %g at element %lld (row %lld, column %lld)",
 					      (double)src[i], (long long)i, (long long)(i / n_per_row),

@@ -159,3 +159,126 @@ expect_stderr_lines 1
 expect_stderr_contains "frobnicator"
 expect_no_file out.gguf
 end
+
+begin "quantize writes llama.cpp's tokenizer keys from tokenizer.json"
+need_shared ref/llamacpp-stories260K/stories260K-f32.gguf
+run isq-quantize -q -m "$ST" -t q8_0 -o tok.gguf
+expect_exit 0
+isq-inspect --json --metadata "$W/tok.gguf" > "$W/ours.json"
+isq-inspect --json --metadata "$REF/stories260K-f32.gguf" > "$W/ref.json"
+jq -e '.metadata["tokenizer.ggml.model"] == "llama" and (.metadata["tokenizer.ggml.tokens"] | length) == 512' \
+	"$W/ours.json" > /dev/null || _note "not a 512-token llama vocabulary"
+for k in tokens scores token_type bos_token_id eos_token_id unknown_token_id; do
+	a=$(jq -c ".metadata[\"tokenizer.ggml.$k\"]" "$W/ours.json")
+	b=$(jq -c ".metadata[\"tokenizer.ggml.$k\"]" "$W/ref.json")
+	[ "$a" = "$b" ] || _note "tokenizer.ggml.$k differs from llama.cpp's"
+done
+jq -e '.metadata["tokenizer.ggml.add_bos_token"] == true and .metadata["tokenizer.ggml.pre"] == "default"' \
+	"$W/ours.json" > /dev/null || _note "add_bos_token or pre"
+end
+
+begin "quantize pads the vocabulary to config.json's vocab_size"
+need_shared models/stories260K/model.safetensors
+mkdir -p "$W/pad"
+cp "$ST/tokenizer.json" "$ST/tokenizer_config.json" "$W/pad/"
+ln -s "$ST/model.safetensors" "$W/pad/model.safetensors"
+# the embedding has 512 rows: a bigger vocab_size is a config that lies, but shows the padding
+sed 's/"vocab_size": 512/"vocab_size": 520/' "$ST/config.json" > "$W/pad/config.json"
+run isq-quantize -q -m pad -t f16 -o pad.gguf
+run isq-inspect --json --metadata pad.gguf
+expect_json '(.metadata["tokenizer.ggml.tokens"] | length) == 520 and .metadata["tokenizer.ggml.tokens"][519] == "[PAD519]"'
+expect_json '.metadata["tokenizer.ggml.token_type"][519] == 5'
+end
+
+begin "quantize reads .tar, .tar.zst and .zip archives: the same bytes as the directory"
+need_shared models/stories260K/model.safetensors
+run isq-quantize -q -m "$ST" -t q4_k_m -o dir.gguf
+expect_exit 0
+tar -C "$SHARED/models" -cf "$W/stories260K.tar" stories260K
+(cd "$SHARED/models" && python3 -m zipfile -c "$W/stories260K.zip" stories260K)
+archives="stories260K.tar stories260K.zip"
+if command -v zstd > /dev/null; then
+	zstd -q -c "$W/stories260K.tar" > "$W/stories260K.tar.zst"
+	archives="$archives stories260K.tar.zst"
+else
+	echo "  (zstd not installed: .tar.zst not tried)"
+fi
+for a in $archives; do
+	run isq-quantize -q -m "$a" -t q4_k_m -o "$a.gguf"
+	expect_exit 0
+	cmp -s "$W/dir.gguf" "$W/$a.gguf" || _note "$a: the GGUF differs from the directory's"
+	(cd "$W" && isq-quantize -q -m "$a" -t q4_k_m -o - | cat > "$a.pipe.gguf")
+	cmp -s "$W/dir.gguf" "$W/$a.pipe.gguf" || _note "$a: -o - through a pipe differs"
+done
+expect_no_temp
+end
+
+begin "quantize reads a sharded MoE model from an archive, tensors in any order"
+mkdir -p "$W/moe"
+run isq-genmodel -q --experts 4 --shards 3 --untied --dtype f16 -o moe/gen
+expect_exit 0
+run isq-quantize -q -m moe/gen -t q8_0 -o dir.gguf
+expect_exit 0
+# entries reversed: the index and config come last, shards in reverse order
+# (named as the directory: general.name comes from it)
+(cd "$W/moe" && tar -cf ../gen.tar $(find gen -type f | sort -r))
+run isq-quantize -q -m gen.tar -t q8_0 -o tar.gguf --json
+expect_exit 0
+expect_json '[.tensors[] | select(.name | test("exps")) | .type] | length > 0'
+
+cmp -s "$W/dir.gguf" "$W/tar.gguf" || _note "the archive's GGUF differs from the directory's"
+end
+
+begin "quantize: a truncated archive is one line, exit 1, no output"
+need_shared models/stories260K/model.safetensors
+tar -C "$SHARED/models" -cf "$W/full.tar" stories260K
+head -c 300000 "$W/full.tar" > "$W/cut.tar"
+run isq-quantize -m cut.tar -t q8_0 -o out.gguf
+expect_exit 1
+expect_stderr_lines 1
+expect_stderr_contains "cut.tar"
+expect_no_file out.gguf
+expect_no_temp
+end
+
+begin "quantize: an archive without config.json is one line, exit 1"
+need_shared models/stories260K/model.safetensors
+tar -C "$ST" -cf "$W/noconf.tar" model.safetensors tokenizer.json
+run isq-quantize -m noconf.tar -t q8_0 -o out.gguf
+expect_exit 1
+expect_stderr_lines 1
+expect_stderr_contains "config.json"
+expect_no_file out.gguf
+end
+
+begin "quantize: disk full from an archive is one line, exit 1"
+need_shared models/stories260K/model.safetensors
+if [ -w /dev/full ]; then
+	tar -C "$SHARED/models" -cf "$W/s.tar" stories260K
+	(cd "$W" && isq-quantize -q -m s.tar -t q8_0 -o - > /dev/full 2> .stderr)
+	status=$?
+	expect_exit 1
+	expect_stderr_lines 1
+	expect_stderr_contains "no space left on device"
+fi
+end
+
+begin "quantize q4_k_m follows llama.cpp's rules for attn_v, ffn_down and output"
+run isq-genmodel -q --hidden 256 --intermediate 512 --layers 8 --heads 4 --kv-heads 1 --untied -o g
+expect_exit 0
+run isq-quantize -m g -t q4_k_m -o g.gguf --json
+expect_exit 0
+# n = 8: more(i) = i < 1 || i >= 7 || (i - 1) % 3 == 2 -> layers 0, 3, 6, 7
+expect_json '[.tensors[] | select(.name | test("attn_v")) | .type] == ["q6_k","q4_k","q4_k","q6_k","q4_k","q4_k","q6_k","q6_k"]'
+expect_json '[.tensors[] | select(.name | test("ffn_down")) | .type] == ["q6_k","q4_k","q4_k","q6_k","q4_k","q4_k","q6_k","q6_k"]'
+expect_json '.tensors[] | select(.name == "output.weight") | .type == "q6_k"'
+expect_json '.tensors[] | select(.name == "token_embd.weight") | .type == "q4_k"'
+expect_json '[.tensors[] | select(.name | test("attn_q|attn_k\\.|attn_output|ffn_gate|ffn_up")) | .type] | unique == ["q4_k"]'
+expect_json '.fallbacks == 0 and ([.tensors[] | .weighted_error] | all(. >= 0 and . < 0.2))'
+run isq-inspect --json --metadata g.gguf
+expect_json '.metadata["general.file_type"] == 15'
+for n in 1 3; do
+	run isq-quantize -q -m g -t q4_k_m --threads $n -o g$n.gguf
+	cmp -s "$W/g.gguf" "$W/g$n.gguf" || _note "--threads $n changes the bytes"
+done
+end
