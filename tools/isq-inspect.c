@@ -3,8 +3,10 @@
 #include "stats.h"
 #include "tool.h"
 #include "types.h"
+#include "uqff.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <math.h>
 
 static const char *opt_model;
@@ -30,7 +32,7 @@ static const struct isq_cmd cmd = {
 	.name = "isq-inspect",
 	.usage = usage,
 	.summary = "List what a model holds: a safetensors file, a Hugging Face model directory (single or\n"
-		   "sharded) or a GGUF file (\"-\" reads it from standard input).",
+		   "sharded), a GGUF file (\"-\" reads it from standard input) or a UQFF directory or shard.",
 	.opts = options,
 };
 
@@ -330,6 +332,108 @@ static void print_text(const struct isq_model *m, const struct isq_model_tensor 
 	}
 }
 
+/* A UQFF directory (any *.uqff in it) or a single shard: mistral.rs's format, read by formats/uqff.c. */
+static int is_uqff(const char *path)
+{
+	size_t n = strlen(path);
+	if (n > 5 && !strcmp(path + n - 5, ".uqff") && !isq_is_dir(path))
+		return 1;
+	DIR *d = isq_is_dir(path) ? opendir(path) : NULL;
+	struct dirent *de;
+	int found = 0;
+	while (d && !found && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		found = de->d_name[0] != '.' && l > 5 && !strcmp(de->d_name + l - 5, ".uqff");
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int inspect_uqff(const char *path)
+{
+	struct isq_uqff u;
+	if (isq_uqff_open(&u, path)) {
+		isq_warn("%s", isq_errbuf_msg(&u.err));
+		return isq_tool_exit(1);
+	}
+	cJSON *root = opt_json ? cJSON_CreateObject() : NULL;
+	cJSON *sets = root ? cJSON_AddArrayToObject(root, "sets") : NULL;
+	if (root)
+		cJSON_AddStringToObject(root, "format", "uqff");
+	else
+		printf("format:        uqff (%d shard set%s)\n", u.n_sets, u.n_sets == 1 ? "" : "s");
+	for (int i = 0; i < u.n_sets; i++) {
+		const struct isq_uqff_set *s = &u.sets[i];
+		char v[32];
+		snprintf(v, sizeof(v), "%u.%u.%u", s->version[0], s->version[1], s->version[2]);
+		cJSON *so = NULL, *layers = NULL;
+		if (root) {
+			so = cJSON_CreateObject();
+			cJSON_AddStringToObject(so, "quant", s->stem);
+			cJSON_AddStringToObject(so, "version", v);
+			cJSON *sh = cJSON_AddArrayToObject(so, "shards");
+			for (int k = 0; k < s->n_shards; k++)
+				cJSON_AddItemToArray(sh, cJSON_CreateString(s->shard_paths[k]));
+			layers = cJSON_AddArrayToObject(so, "layers");
+			cJSON_AddItemToArray(sets, so);
+		} else {
+			printf("\nset %s: UQFF %s, %d shard%s, %zu layers\n", s->stem, v, s->n_shards, s->n_shards == 1 ? "" : "s",
+			       s->n_layers);
+		}
+		for (size_t k = 0; k < s->n_layers; k++) {
+			const struct isq_uqff_layer *l = &s->layers[k];
+			if (opt_tensor && strcmp(opt_tensor, l->key))
+				continue;
+			char shape[96];
+			size_t off = (size_t)snprintf(shape, sizeof(shape), "[");
+			for (int d = 0; d < l->rank && off < sizeof(shape); d++)
+				off += (size_t)snprintf(shape + off, sizeof(shape) - off, "%s%llu", d ? ", " : "",
+							(unsigned long long)l->shape[d]);
+			if (off < sizeof(shape))
+				snprintf(shape + off, sizeof(shape) - off, "]");
+			if (root) {
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "key", l->key);
+				cJSON_AddNumberToObject(o, "format", l->format);
+				cJSON_AddStringToObject(o, "type", isq_type_name(l->type));
+				cJSON_AddStringToObject(o, "stored", l->label);
+				cJSON *sa = cJSON_AddArrayToObject(o, "shape");
+				for (int d = 0; d < l->rank; d++)
+					cJSON_AddItemToArray(sa, cJSON_CreateNumber((double)l->shape[d]));
+				cJSON_AddNumberToObject(o, "bytes", (double)l->nbytes);
+				cJSON_AddBoolToObject(o, "bias", l->bias != NULL);
+				cJSON_AddItemToArray(layers, o);
+			} else {
+				printf("  %-52s %-8s %-16s %10llu B%s\n", l->key, l->label, shape, (unsigned long long)l->nbytes,
+				       l->bias ? "  +bias" : "");
+			}
+		}
+	}
+	size_t nres = u.residual ? u.residual->n_tensors : 0;
+	if (root) {
+		cJSON *res = cJSON_AddArrayToObject(root, "residual");
+		for (size_t i = 0; i < nres; i++) {
+			const struct isq_st_tensor *t = &u.residual->tensors[i];
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "name", t->name);
+			cJSON_AddStringToObject(o, "dtype", isq_st_dtype_name(t->dtype));
+			cJSON *sa = cJSON_AddArrayToObject(o, "shape");
+			for (int d = 0; d < t->n_dims; d++)
+				cJSON_AddItemToArray(sa, cJSON_CreateNumber((double)t->shape[d]));
+			cJSON_AddItemToArray(res, o);
+		}
+		char *text = cJSON_PrintUnformatted(root);
+		puts(text);
+		free(text);
+		cJSON_Delete(root);
+	} else {
+		printf("\nresidual.safetensors: %zu tensors\n", nres);
+	}
+	isq_uqff_release(&u);
+	return isq_tool_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	struct isq_strlist pos = ISQ_STRLIST_INIT;
@@ -340,6 +444,11 @@ int main(int argc, char **argv)
 	const char *path = opt_model ? opt_model : pos.n ? pos.items[0] : NULL;
 	if (!path)
 		isq_tool_usage_error(&cmd, "no model given");
+
+	if (strcmp(path, "-") && is_uqff(path)) {
+		isq_strlist_release(&pos);
+		return inspect_uqff(path);
+	}
 
 	struct isq_model m;
 	if (isq_model_open(&m, path)) {

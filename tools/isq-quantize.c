@@ -1,9 +1,12 @@
 /* isq-quantize - stream a model through the quantizers into GGUF. */
 #include "convert.h"
 #include "hparams.h"
+#include "tokenizer.h"
 #include "tool.h"
+#include "uqff.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
@@ -16,7 +19,7 @@ static int opt_pure, opt_json, opt_force, opt_quiet, opt_verbose;
 static int64_t opt_threads;
 
 static const struct isq_opt options[] = {
-	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file"),
+	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file, or archive"),
 	ISQ_OPT_STRING('t', "type", &opt_type, "TYPE", "type, shorthand 2-8, or mixture (q4_k_m ...)"),
 	ISQ_OPT_STRING('o', "output", &opt_output, "PATH", "output file ('-' = stdout)"),
 	ISQ_OPT_STRING(0, "format", &opt_format, "F", "gguf (default) or uqff"),
@@ -42,8 +45,8 @@ static const char *const usage[] = { "-m MODEL -t TYPE -o OUT [options]", NULL }
 static const struct isq_cmd cmd = {
 	.name = "isq-quantize",
 	.usage = usage,
-	.summary = "Quantize a model (HF directory, safetensors or F32/F16/BF16 GGUF) into a GGUF file that\n"
-		   "llama.cpp loads, streaming: the model is never held in memory.",
+	.summary = "Quantize a model (HF directory or its .tar/.tar.zst/.zip, safetensors or F32/F16/BF16 GGUF)\n"
+		   "into a GGUF file that llama.cpp loads, streaming: the model is never held in memory.",
 	.opts = options,
 };
 
@@ -78,9 +81,14 @@ static void model_name(const char *path, char *out, size_t n)
 		copy[--l] = '\0';
 	const char *b = basename(copy);
 	snprintf(out, n, "%s", b);
-	char *dot = strrchr(out, '.');
-	if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".gguf")))
-		*dot = '\0';
+	/* an archive of a directory names the model as the directory would */
+	static const char *const ext[] = { ".safetensors", ".gguf", ".tar", ".tar.zst", ".tzst", ".tar.gz",
+					   ".tgz", ".tar.xz", ".zip" };
+	for (size_t i = 0; i < ISQ_ARRAY_SIZE(ext); i++)
+		if (ends_with(out, ext[i])) {
+			out[strlen(out) - strlen(ext[i])] = '\0';
+			break;
+		}
 	free(copy);
 }
 
@@ -100,6 +108,19 @@ static int write_metadata(struct isq_gguf_writer *w, const struct isq_model *m, 
 		char name[256];
 		model_name(m->path, name, sizeof(name));
 		rc = isq_hparams_to_gguf(&m->hp, name, w);
+		if (!rc && m->tokenizer) {
+			/* padded to the embedding's rows, as llama.cpp's converter pads to config vocab_size */
+			size_t nv = isq_tokenizer_n_vocab(m->tokenizer), want = (size_t)m->hp.vocab_size;
+			if (want < nv)
+				isq_warn("warning: %s: tokenizer has %zu tokens, config.json vocab_size is %zu", m->path, nv, want);
+			rc = isq_tokenizer_to_gguf(m->tokenizer, w, want > nv ? want : 0);
+			if (rc == ISQ_EUNSUPPORTED) {
+				isq_warn("warning: %s: no tokenizer keys written: %s", m->path, isq_tokenizer_errmsg(m->tokenizer));
+				rc = 0;
+			} else if (rc) {
+				return isq_errbuf_set(e, rc, "tokenizer: %s", isq_tokenizer_errmsg(m->tokenizer));
+			}
+		}
 	}
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
@@ -137,6 +158,226 @@ static int write_metadata(struct isq_gguf_writer *w, const struct isq_model *m, 
 	return rc;
 }
 
+/*
+ * An archive is read once, front to back, so tensors are converted in the
+ * order their data arrives, and each lands at its final offset in the GGUF
+ * (the layout is known from the plan before any data): pwrite into the
+ * output's temporary file, or, when the output is not a regular file we
+ * create (stdout, a device), into an unlinked spool file in $TMPDIR that is
+ * then copied out.  Bytes are the same as from the unpacked directory.
+ */
+struct place_sink {
+	int fd;
+	uint64_t off;
+	const char *path;
+	int err; /* errno of the failed write */
+};
+
+static int place_write(struct place_sink *ps, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	while (n) {
+		ssize_t k = pwrite(ps->fd, p, n, (off_t)ps->off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			ps->err = k < 0 ? errno : ENOSPC;
+			return ps->err == ENOSPC || ps->err == EDQUOT ? ISQ_ENOSPC : ISQ_EIO;
+		}
+		p += k;
+		n -= (size_t)k;
+		ps->off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static int place_sink_fn(void *ctx, const void *data, size_t n)
+{
+	return place_write(ctx, data, n);
+}
+
+static void place_die(const struct place_sink *ps)
+{
+	if (ps->err == ENOSPC || ps->err == EDQUOT)
+		isq_die("%s: no space left on device", ps->path);
+	isq_die("%s: %s", ps->path, strerror(ps->err));
+}
+
+struct work_item {
+	size_t entry, src;
+	int part;
+};
+
+static int work_cmp(const void *a, const void *b)
+{
+	const struct work_item *x = a, *y = b;
+	return x->src < y->src ? -1 : x->src > y->src;
+}
+
+static uint64_t convert_streamed(struct isq_converter *conv, const struct isq_plan *plan, struct isq_gguf_writer *w,
+				 struct isq_out *out, struct isq_convert_stats *stats)
+{
+	struct isq_buf head = ISQ_BUF_INIT;
+	struct isq_out mem;
+	isq_out_open_memory(&mem, &head);
+	if (isq_gguf_writer_begin(w, &mem))
+		isq_die("%s: %s", opt_output, isq_gguf_writer_errmsg(w));
+	uint64_t total = isq_gguf_writer_size(w), at = head.len;
+	uint64_t *off = calloc(plan->n + 1, sizeof(*off));
+	size_t n_items = 0;
+	for (size_t i = 0; i < plan->n; i++)
+		n_items += (size_t)plan->entries[i].n_src;
+	struct work_item *items = calloc(n_items + 1, sizeof(*items));
+	if (!off || !items)
+		isq_die("out of memory");
+	/* GGUF's default alignment: a GGUF input (the one kind that may set another) is never streamed */
+	for (size_t i = 0, k = 0; i < plan->n; i++) {
+		const struct isq_plan_entry *en = &plan->entries[i];
+		off[i] = at;
+		at += (en->nbytes + 31) / 32 * 32;
+		for (int e = 0; e < en->n_src; e++)
+			items[k++] = (struct work_item){ i, en->n_src > 1 ? en->srcs[e] : en->src, e };
+	}
+	if (at != total)
+		isq_die("%s: internal error: GGUF layout of %llu bytes, the writer says %llu", opt_output,
+			(unsigned long long)at, (unsigned long long)total);
+	qsort(items, n_items, sizeof(*items), work_cmp);
+	for (size_t k = 1; k < n_items; k++)
+		if (items[k].src == items[k - 1].src)
+			isq_die("%s: tensor '%s' is needed twice, and an archive is read once; unpack it first", opt_model,
+				conv->model->tensors[items[k].src].name);
+
+	struct place_sink ps = { .fd = out->fd, .path = out->path };
+	int spool = out->kind != ISQ_OUT_FILE || !out->tmp;
+	if (spool) {
+		const char *dir = getenv("TMPDIR");
+		struct isq_buf tmpl = ISQ_BUF_INIT;
+		isq_buf_printf(&tmpl, "%s/isq-quantize.XXXXXX", dir && dir[0] ? dir : "/tmp");
+		ps.fd = tmpl.data ? mkstemp(tmpl.data) : -1;
+		if (ps.fd < 0)
+			isq_die("%s: cannot create a spool file: %s", tmpl.data ? tmpl.data : "TMPDIR", strerror(errno));
+		unlink(tmpl.data); /* nothing is left behind, however the run ends */
+		isq_buf_release(&tmpl);
+	}
+	if (place_write(&ps, head.data, head.len))
+		place_die(&ps);
+	if (ftruncate(ps.fd, (off_t)total)) {
+		ps.err = errno;
+		place_die(&ps);
+	}
+	for (size_t k = 0; k < n_items; k++) {
+		const struct isq_plan_entry *en = &plan->entries[items[k].entry];
+		ps.off = off[items[k].entry] + (uint64_t)items[k].part * (en->nbytes / (uint64_t)en->n_src);
+		if (isq_convert_part(conv, en, items[k].part, place_sink_fn, &ps, &stats[items[k].entry])) {
+			isq_progress_end(conv->progress);
+			if (ps.err)
+				place_die(&ps);
+			isq_die("%s: %s", opt_model, isq_errbuf_msg(&conv->err));
+		}
+	}
+	if (spool) {
+		/* out of the spool in large sequential reads; isq_out reports a closed pipe or a full disk */
+		size_t cap = 8u << 20;
+		uint8_t *buf = malloc(cap);
+		if (!buf)
+			isq_die("out of memory");
+		for (uint64_t pos = 0; pos < total;) {
+			ssize_t k = pread(ps.fd, buf, (size_t)ISQ_MIN((uint64_t)cap, total - pos), (off_t)pos);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				isq_die("spool file: %s", k < 0 ? strerror(errno) : "cut short");
+			if (isq_out_write(out, buf, (size_t)k))
+				isq_die("%s", isq_errbuf_msg(&out->err));
+			pos += (uint64_t)k;
+		}
+		free(buf);
+		close(ps.fd);
+	}
+	free(items);
+	free(off);
+	isq_buf_release(&head);
+	return total;
+}
+
+/* --format uqff: the same plan, written as mistral.rs's UQFF directory by formats/uqff.c. */
+static int quantize_uqff(enum isq_target target)
+{
+	signal(SIGPIPE, SIG_IGN);
+	isq_types_init();
+	struct isq_model m;
+	if (isq_model_open(&m, opt_model))
+		isq_die("%s", isq_errbuf_msg(&m.err));
+	if (m.format == ISQ_MODEL_SAFETENSORS && (isq_is_dir(opt_model) || m.config_rc != ISQ_ENOTFOUND) && !m.have_config)
+		isq_die("%s: %s", opt_model, m.config_err);
+	struct isq_imatrix im;
+	isq_imatrix_init(&im);
+	if (opt_imatrix && isq_imatrix_read(&im, opt_imatrix))
+		isq_die("%s", isq_errbuf_msg(&im.err));
+	struct isq_errbuf e = { 0 };
+	struct isq_plan plans[2];
+	const struct isq_plan *pp[2] = { &plans[0], &plans[1] };
+	int np = 0;
+	struct isq_plan_opts po = { .type = opt_type, .pure = opt_pure, .token_embd_type = opt_tok_type,
+				    .output_type = opt_out_type, .tensor_types = &opt_tensor_types,
+				    .format = ISQ_FORMAT_UQFF, .target = target };
+	int rc = isq_uqff_plans_build(&m, &po, plans, &np, &e);
+	if (rc == ISQ_EINVAL && strstr(e.msg, "unknown type"))
+		isq_tool_usage_error(&cmd, "%s", e.msg);
+	if (rc)
+		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));
+	for (int k = 0; k < np; k++)
+		for (size_t i = 0; i < plans[k].n; i++)
+			if (plans[k].entries[i].fallback[0])
+				isq_info("tensor '%s': %s -> %s: %s", plans[k].entries[i].name,
+					 isq_type_name(plans[k].entries[i].requested), isq_type_name(plans[k].entries[i].type),
+					 plans[k].entries[i].fallback);
+	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
+	if (!pool)
+		isq_die("out of memory");
+	uint64_t total = 0;
+	for (int k = 0; k < np; k++)
+		for (size_t i = 0; i < plans[k].n; i++)
+			total += plans[k].entries[i].quantize ? m.tensors[plans[k].entries[i].src].nbytes : 0;
+	struct isq_progress pr;
+	isq_progress_begin(&pr, "quantize", total, isq_get_verbosity() > 0);
+	char name[256];
+	model_name(opt_model, name, sizeof(name));
+	struct isq_uqff_write_opts wo = { .model = &m, .plans = pp, .n_plans = np, .output = opt_output, .pool = pool,
+					  .imatrix = opt_imatrix ? &im : NULL, .progress = &pr, .base_model = name };
+	struct isq_uqff_write_result res;
+	double t0 = isq_now();
+	rc = isq_uqff_write(&wo, &res, &e);
+	isq_progress_end(&pr);
+	if (rc)
+		isq_die("%s", isq_errbuf_msg(&e));
+	double secs = isq_now() - t0;
+	isq_info("%s: %zu layers, %d fallbacks, %.2f MiB, %.2f s", res.dir, res.n_layers, res.n_fallbacks,
+		 (double)res.bytes / 1048576.0, secs);
+	if (opt_json) {
+		cJSON *root = cJSON_CreateObject();
+		cJSON_AddStringToObject(root, "model", opt_model);
+		cJSON_AddStringToObject(root, "output", res.dir);
+		cJSON_AddStringToObject(root, "format", "uqff");
+		cJSON_AddStringToObject(root, "type", plans[0].req.label);
+		cJSON_AddNumberToObject(root, "bytes", (double)res.bytes);
+		cJSON_AddNumberToObject(root, "layers", (double)res.n_layers);
+		cJSON_AddNumberToObject(root, "fallbacks", res.n_fallbacks);
+		cJSON_AddNumberToObject(root, "seconds", secs);
+		char *text = cJSON_PrintUnformatted(root);
+		puts(text);
+		free(text);
+		cJSON_Delete(root);
+	}
+	isq_pool_free(pool);
+	for (int k = 0; k < np; k++)
+		isq_plan_release(&plans[k]);
+	isq_imatrix_release(&im);
+	isq_model_release(&m);
+	isq_strlist_release(&opt_tensor_types);
+	return isq_tool_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	struct isq_strlist pos = ISQ_STRLIST_INIT;
@@ -168,8 +409,12 @@ int main(int argc, char **argv)
 		isq_tool_usage_error(&cmd, "--json needs -o FILE (stdout carries the GGUF)");
 	if (!strcmp(opt_output, "-") && !opt_force && isq_fd_is_tty(1))
 		isq_tool_usage_error(&cmd, "refusing to write binary output to a terminal (use --force)");
-	if (format == ISQ_FORMAT_UQFF)
-		isq_die("%s: UQFF output is not implemented yet; use --format gguf", opt_output);
+	if (format == ISQ_FORMAT_UQFF && !strcmp(opt_output, "-"))
+		isq_tool_usage_error(&cmd, "a UQFF output is a directory, not standard output");
+	if (format == ISQ_FORMAT_UQFF && !opt_calib && !opt_topology && !opt_org) {
+		isq_strlist_release(&pos);
+		return quantize_uqff(target);
+	}
 	if (opt_calib)
 		isq_die("--calibration-file is not implemented yet; compute an imatrix with llama-imatrix and pass --imatrix");
 	if (opt_topology || opt_org)
@@ -179,11 +424,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	isq_types_init();
 	struct isq_model m;
-	if (isq_model_open(&m, opt_model))
+	if (isq_model_open_stream(&m, opt_model))
 		isq_die("%s", isq_errbuf_msg(&m.err));
 	/* a model directory needs its config.json; a lone safetensors file may go without */
-	if (m.format == ISQ_MODEL_SAFETENSORS && (isq_is_dir(opt_model) || m.config_rc != ISQ_ENOTFOUND) && !m.have_config)
+	if (m.format == ISQ_MODEL_SAFETENSORS && (isq_is_dir(opt_model) || m.streamed || m.config_rc != ISQ_ENOTFOUND) &&
+	    !m.have_config)
 		isq_die("%s: %s", opt_model, m.config_err);
+	/* the tensors are still worth converting; llama.cpp will want a vocabulary from elsewhere */
+	if (m.have_config && m.tokenizer_rc && m.tokenizer_rc != ISQ_ENOTFOUND)
+		isq_warn("warning: %s: tokenizer.json not converted: %s", opt_model, m.tokenizer_err);
 	for (size_t i = 0; i < m.n_tensors; i++) {
 		int t = m.tensors[i].type;
 		if (t != ISQ_TYPE_F32 && t != ISQ_TYPE_F16 && t != ISQ_TYPE_BF16 && t != ISQ_TYPE_F64 && t != ISQ_TYPE_NONE &&
@@ -242,7 +491,7 @@ int main(int argc, char **argv)
 	struct isq_out out;
 	if (isq_out_open(&out, opt_output))
 		isq_die("%s", isq_errbuf_msg(&out.err));
-	if (isq_gguf_writer_begin(w, &out))
+	if (!m.streamed && isq_gguf_writer_begin(w, &out))
 		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
 
 	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
@@ -254,19 +503,26 @@ int main(int argc, char **argv)
 	struct isq_progress pr;
 	isq_progress_begin(&pr, "quantize", src_total, isq_get_verbosity() > 0);
 	struct isq_converter conv = { .model = &m, .pool = pool, .imatrix = opt_imatrix ? &im : NULL,
-				      .measure_error = opt_json, .progress = &pr };
+				      .measure_error = opt_json, .progress = &pr, .stream = m.streamed ? &m : NULL };
 	struct isq_convert_stats *stats = calloc(plan.n ? plan.n : 1, sizeof(*stats));
+	if (!stats)
+		isq_die("out of memory");
 	double t0 = isq_now();
-	for (size_t i = 0; i < plan.n; i++)
-		if (isq_convert_entry(&conv, &plan.entries[i], gguf_sink, w, &stats[i])) {
-			isq_progress_end(&pr);
-			if (out.err.code) /* the message names the output already */
-				isq_die("%s", isq_errbuf_msg(&out.err));
-			isq_die("%s: %s", opt_model, isq_errbuf_msg(&conv.err));
-		}
-	if (isq_gguf_writer_finish(w))
-		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
-	uint64_t written = out.written;
+	uint64_t written;
+	if (m.streamed) {
+		written = convert_streamed(&conv, &plan, w, &out, stats);
+	} else {
+		for (size_t i = 0; i < plan.n; i++)
+			if (isq_convert_entry(&conv, &plan.entries[i], gguf_sink, w, &stats[i])) {
+				isq_progress_end(&pr);
+				if (out.err.code) /* the message names the output already */
+					isq_die("%s", isq_errbuf_msg(&out.err));
+				isq_die("%s: %s", opt_model, isq_errbuf_msg(&conv.err));
+			}
+		if (isq_gguf_writer_finish(w))
+			isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
+		written = out.written;
+	}
 	if (isq_out_commit(&out))
 		isq_die("%s", isq_errbuf_msg(&out.err));
 	double secs = isq_now() - t0;
