@@ -176,6 +176,7 @@ demo: all $(GENS)
 	$(B)/isq-inspect $(DEMO)/model
 	$(B)/isq-quantize -m $(DEMO)/model -t q4_k_m -o $(DEMO)/model-q4_k_m.gguf
 	$(B)/isq-inspect $(DEMO)/model-q4_k_m.gguf
+	$(B)/isq-run -m $(DEMO)/model-q4_k_m.gguf -p "Once upon a time" -n 32 --temp 0
 
 # ---- tests ------------------------------------------------------------------
 check: all $(TESTS) $(GENS)

@@ -1,0 +1,242 @@
+/* weights.c - GGUF and safetensors tensors as forward-pass weights. */
+#include "weights.h"
+#include "hparams.h"
+
+static int add_owned(struct isq_weights *w, float *p)
+{
+	float **n = realloc(w->owned, (w->n_owned + 1) * sizeof(*n));
+	if (!n) {
+		free(p);
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory");
+	}
+	w->owned = n;
+	w->owned[w->n_owned++] = p;
+	return 0;
+}
+
+/* A tensor by its GGUF name, whatever the container names it. */
+static const struct isq_model_tensor *find(struct isq_weights *w, const char *gguf_name)
+{
+	if (w->from_gguf)
+		return isq_model_find(&w->model, gguf_name);
+	char hf[256];
+	if (isq_name_gguf_to_hf(gguf_name, hf, sizeof(hf)))
+		return NULL;
+	return isq_model_find(&w->model, hf);
+}
+
+static const char *shown_name(struct isq_weights *w, const char *gguf_name, char *buf, size_t n)
+{
+	if (w->from_gguf || isq_name_gguf_to_hf(gguf_name, buf, n))
+		snprintf(buf, n, "%s", gguf_name);
+	return buf;
+}
+
+static int get_matrix(struct isq_weights *w, const char *name, int required, struct isq_fw_tensor *out)
+{
+	char shown[256];
+	memset(out, 0, sizeof(*out));
+	const struct isq_model_tensor *t = find(w, name);
+	if (!t) {
+		if (!required)
+			return 0;
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "tensor '%s' is missing", shown_name(w, name, shown, sizeof(shown)));
+	}
+	if (t->n_dims != 2)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "tensor '%s' has %d dimensions, expected 2", t->name, t->n_dims);
+	const struct isq_type_traits *tt = t->type == ISQ_TYPE_NONE ? NULL : isq_type_traits(t->type);
+	if (!tt || !tt->type_size)
+		return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "tensor '%s': type %s cannot be computed with", t->name,
+				      t->type_name);
+	uint64_t rb;
+	if (isq_type_row_size(t->type, (uint64_t)t->shape[1], &rb) || rb * (uint64_t)t->shape[0] != t->nbytes)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "tensor '%s': %llu bytes do not hold [%lld, %lld] of %s",
+				      t->name, (unsigned long long)t->nbytes, (long long)t->shape[0], (long long)t->shape[1],
+				      t->type_name);
+	out->type = (enum isq_type)t->type;
+	out->rows = t->shape[0];
+	out->cols = t->shape[1];
+	out->row_bytes = (size_t)rb;
+	out->data = t->data;
+	return 0;
+}
+
+/* A 1-D tensor of n elements widened to an owned F32 copy; *out NULL when absent and not required. */
+static int get_vector(struct isq_weights *w, const char *name, int64_t n, int required, const float **out)
+{
+	char shown[256];
+	*out = NULL;
+	const struct isq_model_tensor *t = find(w, name);
+	if (!t) {
+		if (!required)
+			return 0;
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "tensor '%s' is missing", shown_name(w, name, shown, sizeof(shown)));
+	}
+	if ((int64_t)t->n_elements != n)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "tensor '%s' has %llu elements, expected %lld", t->name,
+				      (unsigned long long)t->n_elements, (long long)n);
+	const struct isq_type_traits *tt = t->type == ISQ_TYPE_NONE ? NULL : isq_type_traits(t->type);
+	if (!tt || !tt->dequantize || n % tt->blck)
+		return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "tensor '%s': type %s cannot be read", t->name,
+				      t->type_name);
+	float *p = isq_mallocarray((size_t)n, sizeof(float));
+	if (!p)
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory");
+	tt->dequantize(t->data, p, n);
+	*out = p;
+	return add_owned(w, p);
+}
+
+/* llama.cpp keeps linear RoPE scaling in metadata and Llama 3's in a rope_freqs tensor. */
+static int gguf_rope(struct isq_weights *w, struct isq_fw_config *cfg)
+{
+	const struct isq_gguf *g = w->model.gguf;
+	char key[128];
+	uint64_t dims;
+	snprintf(key, sizeof(key), "%s.rope.dimension_count", w->hp.gguf_arch);
+	if (isq_gguf_get_u64(g, key, &dims) == 0 && (int64_t)dims != cfg->head_dim)
+		return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "partial rotary embeddings (%llu of %d) are not yet supported",
+				      (unsigned long long)dims, cfg->head_dim);
+	snprintf(key, sizeof(key), "%s.rope.scaling.type", w->hp.gguf_arch);
+	char *type = isq_gguf_get_str(g, key);
+	int rc = 0;
+	if (type && !strcmp(type, "linear")) {
+		double f = 1;
+		snprintf(key, sizeof(key), "%s.rope.scaling.factor", w->hp.gguf_arch);
+		isq_gguf_get_f64(g, key, &f);
+		cfg->rope_scaling = ISQ_FW_ROPE_LINEAR;
+		cfg->rope_factor = (float)f;
+	} else if (type && strcmp(type, "none")) {
+		rc = isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "rope scaling '%s' is not yet supported", type);
+	}
+	free(type);
+	return rc ? rc : get_vector(w, "rope_freqs.weight", cfg->head_dim / 2, 0, &w->fw.rope_freqs);
+}
+
+static int hf_rope(struct isq_weights *w, struct isq_fw_config *cfg)
+{
+	const struct isq_hparams *hp = &w->hp;
+	switch (hp->rope_scaling) {
+	case ISQ_ROPE_SCALING_NONE:
+	case ISQ_ROPE_SCALING_DYNAMIC: /* changes nothing inside the trained context */
+		return 0;
+	case ISQ_ROPE_SCALING_LINEAR:
+		cfg->rope_scaling = ISQ_FW_ROPE_LINEAR;
+		cfg->rope_factor = (float)hp->rope_factor;
+		return 0;
+	case ISQ_ROPE_SCALING_LLAMA3:
+		cfg->rope_scaling = ISQ_FW_ROPE_LLAMA3;
+		cfg->rope_factor = (float)hp->rope_factor;
+		cfg->rope_low_freq_factor = (float)hp->rope_low_freq_factor;
+		cfg->rope_high_freq_factor = (float)hp->rope_high_freq_factor;
+		cfg->rope_orig_ctx = hp->rope_original_max_position;
+		return 0;
+	default:
+		return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "yarn rope scaling is not yet supported");
+	}
+}
+
+static int fill(struct isq_weights *w)
+{
+	struct isq_hparams *hp = &w->hp;
+	struct isq_fw_weights *fw = &w->fw;
+	struct isq_fw_config *cfg = &fw->cfg;
+	int rc = isq_config_check_supported(hp, &w->err);
+	if (rc)
+		return rc;
+	if (hp->n_heads <= 0 || hp->n_heads > INT32_MAX || hp->n_kv_heads <= 0 || hp->n_kv_heads > INT32_MAX ||
+	    hp->head_dim <= 0 || hp->head_dim > 65536)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "inconsistent attention hyperparameters");
+	cfg->n_embd = hp->hidden_size;
+	cfg->n_layer = hp->n_layers;
+	cfg->n_head = (int)hp->n_heads;
+	cfg->n_head_kv = (int)hp->n_kv_heads;
+	cfg->head_dim = (int)hp->head_dim;
+	cfg->n_ctx_train = hp->max_position_embeddings;
+	cfg->norm_eps = (float)hp->rms_norm_eps;
+	cfg->rope_theta = (float)(hp->rope_theta > 0 ? hp->rope_theta : 10000.0);
+	cfg->rope_neox = w->from_gguf ? hp->rope_neox : 1;
+	rc = w->from_gguf ? gguf_rope(w, cfg) : hf_rope(w, cfg);
+	rc = rc ? rc : get_matrix(w, "token_embd.weight", 1, &fw->tok_embd);
+	/* transformers ties lm_head to the embedding whatever the file holds; GGUF says it by omission */
+	if (!rc && (w->from_gguf || !hp->tie_word_embeddings))
+		rc = get_matrix(w, "output.weight", 0, &fw->output);
+	rc = rc ? rc : get_vector(w, "output_norm.weight", cfg->n_embd, 1, &fw->output_norm);
+	if (rc)
+		return rc;
+	cfg->n_vocab = fw->tok_embd.rows;
+	fw->layers = calloc((size_t)cfg->n_layer, sizeof(*fw->layers));
+	if (!fw->layers)
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory");
+	int64_t nq = (int64_t)cfg->n_head * cfg->head_dim, nkv = (int64_t)cfg->n_head_kv * cfg->head_dim;
+	for (int64_t l = 0; !rc && l < cfg->n_layer; l++) {
+		struct isq_fw_layer *L = &fw->layers[l];
+		char n[96];
+#define NAME(s) (snprintf(n, sizeof(n), "blk.%lld." s, (long long)l), n)
+		rc = get_vector(w, NAME("attn_norm.weight"), cfg->n_embd, 1, &L->attn_norm);
+		rc = rc ? rc : get_vector(w, NAME("ffn_norm.weight"), cfg->n_embd, 1, &L->ffn_norm);
+		rc = rc ? rc : get_vector(w, NAME("attn_q_norm.weight"), cfg->head_dim, hp->qk_norm, &L->q_norm);
+		rc = rc ? rc : get_vector(w, NAME("attn_k_norm.weight"), cfg->head_dim, hp->qk_norm, &L->k_norm);
+		rc = rc ? rc : get_vector(w, NAME("attn_q.bias"), nq, 0, &L->bq);
+		rc = rc ? rc : get_vector(w, NAME("attn_k.bias"), nkv, 0, &L->bk);
+		rc = rc ? rc : get_vector(w, NAME("attn_v.bias"), nkv, 0, &L->bv);
+		if (!rc && find(w, NAME("attn_output.bias")))
+			rc = isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "an attention output bias is not yet supported");
+		rc = rc ? rc : get_matrix(w, NAME("attn_q.weight"), 1, &L->wq);
+		rc = rc ? rc : get_matrix(w, NAME("attn_k.weight"), 1, &L->wk);
+		rc = rc ? rc : get_matrix(w, NAME("attn_v.weight"), 1, &L->wv);
+		rc = rc ? rc : get_matrix(w, NAME("attn_output.weight"), 1, &L->wo);
+		rc = rc ? rc : get_matrix(w, NAME("ffn_gate.weight"), 1, &L->gate);
+		rc = rc ? rc : get_matrix(w, NAME("ffn_up.weight"), 1, &L->up);
+		rc = rc ? rc : get_matrix(w, NAME("ffn_down.weight"), 1, &L->down);
+#undef NAME
+	}
+	if (rc)
+		return rc;
+	/* GGUF may leave feed_forward_length out; the tensors say it */
+	cfg->n_ff = fw->layers[0].gate.rows;
+	return 0;
+}
+
+int isq_weights_open(struct isq_weights *w, const char *path)
+{
+	memset(w, 0, sizeof(*w));
+	int rc = isq_model_open(&w->model, path);
+	if (rc) {
+		w->err = w->model.err;
+		return rc;
+	}
+	w->from_gguf = w->model.format == ISQ_MODEL_GGUF;
+	if (w->from_gguf) {
+		rc = isq_hparams_from_gguf(w->model.gguf, &w->hp, &w->err);
+		if (rc == ISQ_EUNSUPPORTED) {
+			char *arch = isq_gguf_get_str(w->model.gguf, "general.architecture");
+			rc = isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "%s is not yet supported", arch ? arch : "?");
+			free(arch);
+		}
+	} else if (w->model.have_config) {
+		w->hp = w->model.hp;
+	} else if (w->model.config_rc == ISQ_ENOTFOUND) {
+		rc = isq_errbuf_set(&w->err, ISQ_EFORMAT, "no config.json beside the weights");
+	} else {
+		rc = isq_errbuf_set(&w->err, w->model.config_rc ? w->model.config_rc : ISQ_EFORMAT, "%s",
+				    w->model.config_err[0] ? w->model.config_err : "config.json cannot be used");
+	}
+	rc = rc ? rc : fill(w);
+	if (rc) {
+		struct isq_errbuf keep = w->err;
+		isq_weights_release(w);
+		w->err = keep;
+	}
+	return rc;
+}
+
+void isq_weights_release(struct isq_weights *w)
+{
+	for (size_t i = 0; i < w->n_owned; i++)
+		free(w->owned[i]);
+	free(w->owned);
+	free(w->fw.layers);
+	isq_model_release(&w->model);
+	memset(w, 0, sizeof(*w));
+}

@@ -1,0 +1,48 @@
+/*
+ * weights.h - a model's weights laid out for the forward pass (forward.h).
+ *
+ * Opens what isq_model_open() opens (a GGUF file from isq or llama.cpp, a
+ * Hugging Face safetensors directory or file) and fills a struct
+ * isq_fw_weights: matrices are views into the memory-mapped file (zero copy,
+ * any type of the type table); the small vectors (norm weights, biases,
+ * rope_freqs) are widened to F32 copies owned by the handle.
+ *
+ * Layouts.  HF checkpoints keep Q and K rows in rotate_half order, so they
+ * run with NeoX-style RoPE whatever the architecture.  llama.cpp's llama
+ * GGUFs store Q/K rows permuted into adjacent pairs (convert_hf_to_gguf.py,
+ * and isq's convert.c, do this on write; llama2.c checkpoints already are),
+ * so GGUF "llama" runs with normal RoPE on the stored rows, and GGUF
+ * qwen2/qwen3 (never permuted) run with NeoX.  Both compute the same
+ * function; no row is moved at load.
+ *
+ * Architectures: llama, mistral, qwen2, qwen3.  Anything else (phi3, gemma,
+ * MoE) is ISQ_EUNSUPPORTED with "<arch> is not yet supported".
+ */
+#ifndef ISQ_WEIGHTS_H
+#define ISQ_WEIGHTS_H
+
+#include "forward.h"
+#include "model.h"
+
+struct isq_weights {
+	struct isq_model model;
+	struct isq_hparams hp;
+	struct isq_fw_weights fw;
+	int from_gguf;
+	struct isq_errbuf err;
+	/* private */
+	float **owned;
+	size_t n_owned;
+};
+
+/*
+ * Open PATH into W (zeroed by the call).  Returns 0, or a negative status with
+ * the message in w->err: the container's errors (ISQ_EIO, ISQ_ENOTFOUND,
+ * ISQ_EFORMAT), ISQ_EFORMAT for a missing tensor or key ("tensor
+ * 'blk.0.attn_q.weight' is missing"), ISQ_EUNSUPPORTED for an architecture,
+ * a RoPE scaling or a tensor type the forward pass does not run.
+ */
+int isq_weights_open(struct isq_weights *w, const char *path);
+void isq_weights_release(struct isq_weights *w);
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * backend-cpu.c - the reference backend: host memory, the type table's
+ * kernels, libcommon's thread pool.
+ */
+#include "backend.h"
+#include "fp.h"
+#include "gemm.h"
+#include "thread.h"
+
+#include <math.h>
+
+struct cpu {
+	struct isq_pool *pool;
+	int n_threads;
+	/* activations quantized to a vec_dot_type: n_tok rows */
+	uint8_t *xq;
+	size_t xq_cap;
+	/* per worker: attention scores (n_ctx) and a dequantized K/V row */
+	float *scratch;
+	size_t scratch_per_worker;
+	int n_tok_max;
+	int64_t max_cols, n_ctx;
+};
+
+static struct cpu *cpu_of(struct isq_backend *be)
+{
+	return be->priv;
+}
+
+/* Below this many multiply-adds a job costs less than waking the workers. */
+#define PARALLEL_MIN_WORK 65536
+
+static int cpu_reserve(struct isq_backend *be, int n_tok, int64_t max_cols, int64_t n_ctx, struct isq_errbuf *e)
+{
+	struct cpu *c = cpu_of(be);
+	if (n_tok < 1 || max_cols < 1 || n_ctx < 1)
+		return isq_errbuf_set(e, ISQ_EINVAL, "backend reserve: bad sizes");
+	n_tok = ISQ_MAX(n_tok, c->n_tok_max);
+	max_cols = ISQ_MAX(max_cols, c->max_cols);
+	n_ctx = ISQ_MAX(n_ctx, c->n_ctx);
+	/* the widest activation row any vec_dot_type needs: F32 is the largest (4 bytes/element) */
+	size_t xq = (size_t)n_tok * ((size_t)max_cols * 4 + 64);
+	if (xq > c->xq_cap) {
+		uint8_t *p = realloc(c->xq, xq);
+		if (!p)
+			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory for %zu bytes of activations", xq);
+		c->xq = p;
+		c->xq_cap = xq;
+	}
+	size_t per = (size_t)n_ctx + (size_t)max_cols;
+	if (per > c->scratch_per_worker) {
+		float *p = isq_mallocarray(per * (size_t)c->n_threads, sizeof(float));
+		if (!p)
+			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory for attention scratch");
+		free(c->scratch);
+		c->scratch = p;
+		c->scratch_per_worker = per;
+	}
+	c->n_tok_max = n_tok;
+	c->max_cols = max_cols;
+	c->n_ctx = n_ctx;
+	return 0;
+}
+
+static void *cpu_alloc(struct isq_backend *be, size_t n, struct isq_errbuf *e)
+{
+	(void)be;
+	/* 64-byte alignment keeps SIMD loads on one cache line */
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n ? n : 1)) {
+		isq_errbuf_set(e, ISQ_ENOMEM, "out of memory for a %zu-byte buffer", n);
+		return NULL;
+	}
+	memset(p, 0, n);
+	return p;
+}
+
+static void cpu_free(struct isq_backend *be, void *buf)
+{
+	(void)be;
+	free(buf);
+}
+
+static void cpu_copy(struct isq_backend *be, void *dst, const void *src, size_t n)
+{
+	(void)be;
+	memcpy(dst, src, n);
+}
+
+static int cpu_weight_load(struct isq_backend *be, const struct isq_fw_tensor *host, struct isq_fw_tensor *dev,
+			   struct isq_errbuf *e)
+{
+	(void)be;
+	const struct isq_type_traits *tt = isq_type_traits(host->type);
+	if (!tt || !tt->vec_dot || !tt->dequantize)
+		return isq_errbuf_set(e, ISQ_EUNSUPPORTED, "type %s has no CPU dot product", isq_type_name(host->type));
+	const struct isq_type_traits *vt = isq_type_traits(tt->vec_dot_type);
+	if (!vt || !vt->from_float)
+		return isq_errbuf_set(e, ISQ_EUNSUPPORTED, "type %s has no activation encoder",
+				      isq_type_name(host->type));
+	if (host->cols % vt->blck || host->cols % tt->blck)
+		return isq_errbuf_set(e, ISQ_EUNSUPPORTED, "rows of %lld elements do not fit %s blocks",
+				      (long long)host->cols, isq_type_name(host->type));
+	*dev = *host;
+	return 0;
+}
+
+static void cpu_weight_unload(struct isq_backend *be, struct isq_fw_tensor *dev)
+{
+	(void)be;
+	memset(dev, 0, sizeof(*dev));
+}
+
+static void cpu_get_rows(struct isq_backend *be, const struct isq_fw_tensor *w, const int32_t *ids, int n,
+			 float *out)
+{
+	(void)be;
+	const struct isq_type_traits *tt = isq_type_traits(w->type);
+	for (int i = 0; i < n; i++) {
+		ISQ_ASSERT(ids[i] >= 0 && ids[i] < w->rows);
+		tt->dequantize((const uint8_t *)w->data + (size_t)ids[i] * w->row_bytes, out + (size_t)i * w->cols,
+			       w->cols);
+	}
+}
+
+static void cpu_rms_norm(struct isq_backend *be, const float *x, const float *w, float *y, int64_t n, int64_t rows,
+			 float eps)
+{
+	(void)be;
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		float *yr = y + r * n;
+		/* double accumulation, as ggml: long rows of small values lose bits in float */
+		double ss = 0;
+		for (int64_t i = 0; i < n; i++)
+			ss += (double)xr[i] * xr[i];
+		float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+		for (int64_t i = 0; i < n; i++)
+			yr[i] = xr[i] * scale * w[i];
+	}
+}
+
+struct mm_job {
+	const struct isq_fw_tensor *w;
+	const struct isq_type_traits *tt;
+	const float *bias;
+	const float *x;
+	float *y;
+	const uint8_t *xq;
+	size_t xq_row;
+	int n_tok;
+	int tiled; /* isq_gemm_avx2 handles this type */
+	int widen; /* BF16: rows widened to F32, activations kept in F32 */
+	struct cpu *c;
+	const struct isq_type_traits *vt;
+};
+
+static void mm_quantize(void *ctx, int64_t b, int64_t e, int worker)
+{
+	(void)worker;
+	struct mm_job *j = ctx;
+	for (int64_t t = b; t < e; t++)
+		j->vt->from_float(j->x + t * j->w->cols, (uint8_t *)j->xq + t * j->xq_row, j->w->cols);
+}
+
+static void mm_rows(void *ctx, int64_t b, int64_t e, int worker)
+{
+	struct mm_job *j = ctx;
+	const struct isq_fw_tensor *w = j->w;
+	const uint8_t *base = w->data;
+	if (j->tiled) {
+		isq_gemm_avx2(w->type, w->cols, e - b, j->n_tok, base + (size_t)b * w->row_bytes, w->row_bytes, j->xq,
+			      j->xq_row, j->y + b, (size_t)w->rows);
+		for (int t = 0; j->bias && t < j->n_tok; t++)
+			for (int64_t r = b; r < e; r++)
+				j->y[(size_t)t * w->rows + r] += j->bias[r];
+		return;
+	}
+	float *wide = j->c->scratch + (size_t)worker * j->c->scratch_per_worker + j->c->n_ctx;
+	/* one weight row stays in L1 while every token's activations pass over it */
+	for (int64_t r = b; r < e; r++) {
+		const uint8_t *row = base + (size_t)r * w->row_bytes;
+		if (j->widen) {
+			isq_bf16_to_fp32_row((const uint16_t *)(const void *)row, wide, (size_t)w->cols);
+			row = (const uint8_t *)wide;
+		}
+		for (int t = 0; t < j->n_tok; t++) {
+			float s;
+			j->tt->vec_dot(w->cols, &s, row, j->xq + (size_t)t * j->xq_row);
+			if (j->bias)
+				s += j->bias[r];
+			j->y[(size_t)t * w->rows + r] = s;
+		}
+	}
+}
+
+static void cpu_matmul(struct isq_backend *be, const struct isq_fw_tensor *w, const float *bias, const float *x,
+		       float *y, int n_tok)
+{
+	struct cpu *c = cpu_of(be);
+	struct mm_job j = { .w = w, .tt = isq_type_traits(w->type), .bias = bias, .x = x, .y = y, .n_tok = n_tok, .c = c };
+	/*
+	 * BF16 activations keep 8 bits of mantissa, which costs BF16 checkpoints
+	 * agreement with their F32 originals; widening the weights is exact.
+	 */
+	j.widen = w->type == ISQ_TYPE_BF16;
+	if (j.widen)
+		j.tt = isq_type_traits(ISQ_TYPE_F32);
+	j.vt = isq_type_traits(j.tt->vec_dot_type);
+	j.xq_row = (size_t)(w->cols / j.vt->blck) * j.vt->type_size;
+	ISQ_ASSERT(n_tok <= c->n_tok_max && (size_t)n_tok * j.xq_row <= c->xq_cap);
+	j.xq = c->xq;
+	struct isq_pool *pool = (int64_t)w->rows * w->cols * n_tok >= PARALLEL_MIN_WORK ? c->pool : NULL;
+	isq_pool_for(n_tok > 1 ? pool : NULL, n_tok, 1, mm_quantize, &j);
+	int nt = isq_pool_size(pool);
+	/* a few chunks per thread balance uneven cores without much handout traffic */
+	int64_t grain = nt > 1 ? ISQ_MAX((int64_t)1, w->rows / (4 * nt)) : w->rows;
+	j.tiled = n_tok > 1 && isq_gemm_supported(w->type);
+	isq_pool_for(pool, w->rows, grain, mm_rows, &j);
+}
+
+static void cpu_rope(struct isq_backend *be, float *x, int n_tok, int n_head, int head_dim, int64_t pos0,
+		     const float *inv_freq, int neox)
+{
+	(void)be;
+	int half = head_dim / 2;
+	for (int t = 0; t < n_tok; t++) {
+		float p = (float)(pos0 + t);
+		for (int i = 0; i < half; i++) {
+			/* float, as HF and ggml compute the angle: matching them matters more than precision */
+			float a = p * inv_freq[i];
+			float cs = cosf(a), sn = sinf(a);
+			for (int h = 0; h < n_head; h++) {
+				float *v = x + ((size_t)t * n_head + h) * head_dim;
+				int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+				float x0 = v[i0], x1 = v[i1];
+				v[i0] = x0 * cs - x1 * sn;
+				v[i1] = x0 * sn + x1 * cs;
+			}
+		}
+	}
+}
+
+struct attn_job {
+	struct cpu *c;
+	const struct isq_attn_shape *s;
+	const float *q;
+	const void *kc, *vc;
+	float *out;
+};
+
+static inline const float *kv_row(const void *cache, enum isq_type t, int64_t pos, int64_t stride, int64_t off,
+				  int n, float *tmp)
+{
+	if (t == ISQ_TYPE_F32)
+		return (const float *)cache + pos * stride + off;
+	isq_fp16_to_fp32_row((const uint16_t *)cache + pos * stride + off, tmp, (size_t)n);
+	return tmp;
+}
+
+/*
+ * Eight running sums summed in a fixed order: the compiler vectorizes it
+ * without reassociating anything, so the result stays the same everywhere.
+ */
+static inline float dot_f32(const float *a, const float *b, int n)
+{
+	float acc[8] = { 0 };
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int l = 0; l < 8; l++)
+			acc[l] += a[i + l] * b[i + l];
+	float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void attn_heads(void *ctx, int64_t b, int64_t e, int worker)
+{
+	struct attn_job *j = ctx;
+	const struct isq_attn_shape *s = j->s;
+	int hd = s->head_dim;
+	int64_t kv_stride = (int64_t)s->n_head_kv * hd;
+	float *scores = j->c->scratch + (size_t)worker * j->c->scratch_per_worker;
+	float *tmp = scores + j->c->n_ctx;
+	float scale = 1.0f / sqrtf((float)hd);
+	int group = s->n_head / s->n_head_kv;
+	for (int64_t th = b; th < e; th++) {
+		int t = (int)(th / s->n_head), h = (int)(th % s->n_head);
+		int64_t n_pos = s->pos0 + t + 1;
+		int64_t off = (int64_t)(h / group) * hd;
+		const float *q = j->q + ((size_t)t * s->n_head + h) * hd;
+		float mx = -INFINITY;
+		for (int64_t p = 0; p < n_pos; p++) {
+			const float *k = kv_row(j->kc, s->kv_type, p, kv_stride, off, hd, tmp);
+			scores[p] = dot_f32(q, k, hd) * scale;
+			mx = scores[p] > mx ? scores[p] : mx;
+		}
+		float sum = 0;
+		for (int64_t p = 0; p < n_pos; p++) {
+			scores[p] = expf(scores[p] - mx);
+			sum += scores[p];
+		}
+		float inv = 1.0f / sum;
+		float *o = j->out + ((size_t)t * s->n_head + h) * hd;
+		for (int i = 0; i < hd; i++)
+			o[i] = 0;
+		for (int64_t p = 0; p < n_pos; p++) {
+			const float *v = kv_row(j->vc, s->kv_type, p, kv_stride, off, hd, tmp);
+			float wgt = scores[p] * inv;
+			for (int i = 0; i < hd; i++)
+				o[i] += wgt * v[i];
+		}
+	}
+}
+
+static void cpu_attention(struct isq_backend *be, const struct isq_attn_shape *s, const float *q, const float *k,
+			  const float *v, void *k_cache, void *v_cache, float *out)
+{
+	struct cpu *c = cpu_of(be);
+	ISQ_ASSERT(s->pos0 + s->n_tok <= s->n_ctx && s->n_ctx <= c->n_ctx && s->head_dim <= c->max_cols);
+	ISQ_ASSERT(s->n_head_kv > 0 && s->n_head % s->n_head_kv == 0);
+	size_t row = (size_t)s->n_head_kv * s->head_dim;
+	size_t n = row * (size_t)s->n_tok;
+	if (s->kv_type == ISQ_TYPE_F32) {
+		memcpy((float *)k_cache + (size_t)s->pos0 * row, k, n * sizeof(float));
+		memcpy((float *)v_cache + (size_t)s->pos0 * row, v, n * sizeof(float));
+	} else {
+		isq_fp32_to_fp16_row(k, (uint16_t *)k_cache + (size_t)s->pos0 * row, n);
+		isq_fp32_to_fp16_row(v, (uint16_t *)v_cache + (size_t)s->pos0 * row, n);
+	}
+	struct attn_job j = { c, s, q, k_cache, v_cache, out };
+	int64_t work = (int64_t)s->n_tok * s->n_head * (s->pos0 + s->n_tok) * s->head_dim;
+	isq_pool_for(work >= PARALLEL_MIN_WORK ? c->pool : NULL, (int64_t)s->n_tok * s->n_head, 1, attn_heads, &j);
+}
+
+static void cpu_swiglu(struct isq_backend *be, float *gate, const float *up, int64_t n)
+{
+	(void)be;
+	for (int64_t i = 0; i < n; i++)
+		gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void cpu_add(struct isq_backend *be, float *y, const float *x, int64_t n)
+{
+	(void)be;
+	for (int64_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
+static void cpu_destroy(struct isq_backend *be)
+{
+	struct cpu *c = cpu_of(be);
+	if (c) {
+		isq_pool_free(c->pool);
+		free(c->xq);
+		free(c->scratch);
+		free(c);
+	}
+	free(be);
+}
+
+static const struct isq_backend_ops cpu_ops = {
+	.reserve = cpu_reserve,
+	.alloc = cpu_alloc,
+	.free = cpu_free,
+	.write = cpu_copy,
+	.read = cpu_copy,
+	.weight_load = cpu_weight_load,
+	.weight_unload = cpu_weight_unload,
+	.get_rows = cpu_get_rows,
+	.rms_norm = cpu_rms_norm,
+	.matmul = cpu_matmul,
+	.rope = cpu_rope,
+	.attention = cpu_attention,
+	.swiglu = cpu_swiglu,
+	.add = cpu_add,
+	.destroy = cpu_destroy,
+};
+
+int isq_backend_cpu_new(int n_threads, struct isq_backend **out, struct isq_errbuf *e)
+{
+	*out = NULL;
+	isq_types_init();
+	struct isq_backend *be = calloc(1, sizeof(*be));
+	struct cpu *c = calloc(1, sizeof(*c));
+	if (!be || !c) {
+		free(be);
+		free(c);
+		return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory");
+	}
+	be->ops = &cpu_ops;
+	be->name = "cpu";
+	be->priv = c;
+	c->pool = isq_pool_new(n_threads < 1 ? 1 : n_threads);
+	if (!c->pool) {
+		cpu_destroy(be);
+		return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory");
+	}
+	c->n_threads = isq_pool_size(c->pool);
+	be->n_threads = c->n_threads;
+	*out = be;
+	return 0;
+}
+
+/* ---- by name ------------------------------------------------------------- */
+
+static const char *const known_backends[] = { "cpu", "cuda", "vulkan" };
+
+const char *isq_backend_list(void)
+{
+	return "cpu";
+}
+
+int isq_backend_new(const char *name, int n_threads, struct isq_backend **out, struct isq_errbuf *e)
+{
+	*out = NULL;
+	if (!strcmp(name, "cpu"))
+		return isq_backend_cpu_new(n_threads, out, e);
+	for (size_t i = 0; i < ISQ_ARRAY_SIZE(known_backends); i++)
+		if (!strcmp(name, known_backends[i]))
+			return isq_errbuf_set(e, ISQ_EUNSUPPORTED,
+					      "backend '%s' is not built in (available: %s)", name, isq_backend_list());
+	return isq_errbuf_set(e, ISQ_EINVAL, "unknown backend '%s' (available: %s)", name, isq_backend_list());
+}
+
+void isq_backend_free(struct isq_backend *be)
+{
+	if (be)
+		be->ops->destroy(be);
+}

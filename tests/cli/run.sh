@@ -1,0 +1,196 @@
+#!/bin/sh
+# CLI tests for isq-run.
+. "$(dirname "$0")/lib.sh"
+
+F32="$SHARED/models/stories260K-f32"
+BF16="$SHARED/models/stories260K"
+REF="$SHARED/ref/llamacpp-stories260K"
+GREEDY="$F32/reference/greedy256_once_upon_a_time.txt"
+PROMPT="Once upon a time"
+
+# words N FILE: the first N whitespace-separated words, one per line.
+words() {
+	tr -s ' \n' '\n\n' < "$2" | head -n "$1"
+}
+
+begin "run --help is pinned byte for byte"
+run isq-run --help
+expect_exit 0
+expect_stdout_file "$top/tests/cli/golden/isq-run.help"
+end
+
+begin "run --version"
+run isq-run --version
+expect_exit 0
+expect_stdout_contains "isq-run 0.1.0"
+end
+
+begin "run: no model is a usage error"
+run isq-run -p hi
+expect_exit 2
+expect_stderr_contains "isq-run: no model given (-m)"
+expect_stdout_empty
+end
+
+begin "run: out-of-range sampling parameters are a usage error"
+run isq-run -m x --temp -1
+expect_exit 2
+expect_stderr_contains "sampling parameters out of range"
+end
+
+begin "run: an unknown backend names the available ones"
+run isq-run -m x --backend tpu
+expect_exit 2
+expect_stderr_contains "isq-run: unknown backend 'tpu' (available: cpu)"
+end
+
+begin "run: a backend not built in is one line and exit 1"
+if isq-run --backend vulkan -m /nonexistent 2>&1 | grep -q "not built in"; then
+	run isq-run -m /nonexistent --backend vulkan
+	expect_exit 1
+	expect_stderr_lines 1
+	expect_stderr_contains "backend 'vulkan' is not built in (available: cpu)"
+fi
+end
+
+begin "run: a missing model is one line and exit 1"
+run isq-run -m nonexistent.gguf -p hi
+expect_exit 1
+expect_stderr_lines 1
+expect_stderr_contains "isq-run: "
+expect_stdout_empty
+end
+
+begin "run: an architecture not yet supported is one line and exit 1"
+mkdir -p "$W/phi3"
+printf '{"model_type": "phi3", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 32, "max_position_embeddings": 64, "rms_norm_eps": 1e-5}' > "$W/phi3/config.json"
+printf '\002\000\000\000\000\000\000\000{}' > "$W/phi3/model.safetensors"
+run isq-run -m phi3 -p hi
+expect_exit 1
+expect_stderr_lines 1
+expect_stderr_contains "phi3 is not yet supported"
+end
+
+begin "run: a truncated GGUF is one line and exit 1"
+need_shared ref/llamacpp-stories260K/stories260K-f32.gguf
+[ -n "$case_skip" ] || head -c 5000 "$REF/stories260K-f32.gguf" > "$W/cut.gguf"
+run isq-run -m cut.gguf -p hi
+expect_exit 1
+expect_stderr_lines 1
+end
+
+begin "run stories260K F32, greedy: the 252 reference tokens exactly"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+run isq-run -q -m "$F32" -p "$PROMPT" -n 252 --temp 0 --threads 2
+expect_exit 0
+expect_stdout_file "$GREEDY"
+expect_stderr_empty
+end
+
+begin "run --no-echo prints the continuation only"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+run isq-run -q -m "$F32" -p "$PROMPT" -n 252 --temp 0 --no-echo
+expect_exit 0
+[ -n "$case_skip" ] || tail -c +$((${#PROMPT} + 1)) "$GREEDY" > "$W/cont.txt"
+expect_stdout_file "$W/cont.txt"
+end
+
+begin "run --json: text on stdout, one JSON summary on stderr"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+run isq-run -m "$F32" -p "$PROMPT" -n 252 --temp 0 --json
+expect_exit 0
+expect_stdout_file "$GREEDY"
+expect_stderr_lines 1
+if [ -z "$case_skip" ]; then
+	r=$(jq -e '.prompt_tokens == 5 and .gen_tokens == 252 and .stop == "length" and .backend == "cpu"
+		and .gen_tok_s > 0 and .peak_rss_bytes > 0' "$W/.stderr" 2>&1) || _note "stderr JSON: $r"
+fi
+end
+
+begin "run: the prompt from -f FILE and from -f - (stdin)"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+[ -n "$case_skip" ] || printf '%s' "$PROMPT" > "$W/prompt.txt"
+run isq-run -q -m "$F32" -f prompt.txt -n 252 --temp 0
+expect_stdout_file "$GREEDY"
+run_stdin "$W/prompt.txt" isq-run -q -m "$F32" -f - -n 252 --temp 0
+expect_stdout_file "$GREEDY"
+end
+
+begin "run: -n 0 echoes the prompt; -n stops early"
+need_shared models/stories260K-f32
+run isq-run -q -m "$F32" -p "$PROMPT" -n 0
+expect_exit 0
+[ -n "$case_skip" ] || [ "$(stdout)" = "$PROMPT" ] || _note "stdout is '$(stdout)'"
+run isq-run -m "$F32" -p "$PROMPT" -n 3 --temp 0 --json
+[ -n "$case_skip" ] || [ "$(stdout)" = "Once upon a time, there was" ] || _note "stdout is '$(stdout)'"
+end
+
+begin "run: sampling with a seed is reproducible"
+need_shared models/stories260K-f32
+run isq-run -q -m "$F32" -p "$PROMPT" -n 40 --temp 1 --seed 7
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/a.txt"
+run isq-run -q -m "$F32" -p "$PROMPT" -n 40 --temp 1 --seed 7 --threads 1
+expect_exit 0
+expect_stdout_file "$W/a.txt"
+end
+
+begin "run stories260K BF16: the reference's first 30 words"
+need_shared models/stories260K/model.safetensors
+run isq-run -q -m "$BF16" -p "$PROMPT" -n 64 --temp 0
+expect_exit 0
+if [ -z "$case_skip" ]; then
+	words 30 "$GREEDY" > "$W/a.txt"
+	words 30 "$W/.stdout" > "$W/b.txt"
+	cmp -s "$W/a.txt" "$W/b.txt" || _note "first words differ: $(diff "$W/a.txt" "$W/b.txt" | head -3)"
+fi
+end
+
+for t in f32 Q8_0; do
+	begin "run llama.cpp's stories260K-$t.gguf: its greedy-$t.txt exactly"
+	need_shared ref/llamacpp-stories260K/stories260K-$t.gguf
+	run isq-run -q -m "$REF/stories260K-$t.gguf" -p "$PROMPT" -n 64 --temp 0
+	expect_exit 0
+	# llama-completion ended its output with an extra blank line
+	[ -n "$case_skip" ] || printf '%s\n' "$(cat "$REF/greedy-$t.txt")" > "$W/want.txt"
+	expect_stdout_file "$W/want.txt"
+	end
+done
+
+for t in Q6_K Q5_1 Q5_0 Q4_K_M Q4_1 Q4_0; do
+	begin "run llama.cpp's stories260K-$t.gguf: its first 12 words"
+	need_shared ref/llamacpp-stories260K/stories260K-$t.gguf
+	run isq-run -q -m "$REF/stories260K-$t.gguf" -p "$PROMPT" -n 64 --temp 0
+	expect_exit 0
+	if [ -z "$case_skip" ]; then
+		words 12 "$REF/greedy-$t.txt" > "$W/a.txt"
+		words 12 "$W/.stdout" > "$W/b.txt"
+		cmp -s "$W/a.txt" "$W/b.txt" || _note "first words differ: $(diff "$W/a.txt" "$W/b.txt" | head -3)"
+	fi
+	end
+done
+
+begin "run isq's own F32 GGUF (Q/K permuted on write): the 252 reference tokens"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+if [ -z "$case_skip" ]; then
+	mkdir -p "$W/m" && cp "$F32/tokenizer.json" "$F32/tokenizer_config.json" "$W/m/"
+	isq-quantize -q -m "$F32" -t f32 -o "$W/m/f32.gguf" || _note "isq-quantize failed"
+fi
+run isq-run -q -m m/f32.gguf -p "$PROMPT" -n 252 --temp 0
+expect_exit 0
+expect_stdout_file "$GREEDY"
+end
+
+for arch in qwen2 qwen3; do
+	begin "run $arch (generated): HF directory and its F32 GGUF agree"
+	genmodel_ok=1
+	isq-genmodel -q --arch $arch -o "$W/m" > /dev/null 2>&1 || genmodel_ok=0
+	[ $genmodel_ok = 1 ] || case_skip="isq-genmodel not built"
+	[ -n "$case_skip" ] || isq-quantize -q -m "$W/m" -t f32 -o "$W/m/f32.gguf" || _note "isq-quantize failed"
+	run isq-run -q -m m -p "Hello world" -n 30 --temp 0
+	expect_exit 0
+	[ -n "$case_skip" ] || cp "$W/.stdout" "$W/hf.txt"
+	run isq-run -q -m m/f32.gguf -p "Hello world" -n 30 --temp 0
+	expect_exit 0
+	expect_stdout_file "$W/hf.txt"
+	end
+done
