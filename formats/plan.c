@@ -1,6 +1,8 @@
 /* plan.c - per-tensor type decisions shared by isq-quantize and isq-tune. */
 #include "plan.h"
 
+#include "mrs.h"
+
 #include <ctype.h>
 #include <regex.h>
 
@@ -600,6 +602,22 @@ int isq_plan_build(const struct isq_model *m, const struct isq_plan_opts *o, str
 		uint64_t rowbytes = 0, rows = 1;
 		for (int d = 1; d < en->n_dims; d++)
 			rows *= (uint64_t)en->ne[d];
+		if (is_mrs_only(en->type)) {
+			/* HQQ groups and F8Q8 blocks run over the flat tensor, not rows: size the
+			 * entry from its UQFF layout (torch order: the row is the last dimension) */
+			struct isq_mrs_layout lay;
+			uint64_t shape[ISQ_MRS_MAX_RANK];
+			for (int d = 0; d < en->n_dims && d < ISQ_MRS_MAX_RANK; d++)
+				shape[d] = (uint64_t)en->ne[en->n_dims - 1 - d];
+			rc = isq_mrs_plan(&lay, en->type, en->n_dims, shape, NULL, e);
+			if (rc)
+				goto fail;
+			en->nbytes = isq_mrs_nbytes(&lay);
+			p->total_bytes += en->nbytes;
+			p->total_params += en->ne[0] * rows;
+			p->n++;
+			continue;
+		}
 		if (isq_type_row_size(en->type, (uint64_t)en->ne[0], &rowbytes)) {
 			rc = isq_errbuf_set(e, ISQ_EINVAL, "tensor '%s': row of %lld does not fit %s", en->name,
 					    (long long)en->ne[0], isq_type_name(en->type));
