@@ -4,6 +4,7 @@
 #include "tokenizer.h"
 #include "tool.h"
 #include "uqff.h"
+#include "imatrix-collect.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -125,7 +126,7 @@ static int write_metadata(struct isq_gguf_writer *w, const struct isq_model *m, 
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
 	if (!rc && im) {
-		rc = isq_gguf_set_str(w, "quantize.imatrix.file", opt_imatrix);
+		rc = isq_gguf_set_str(w, "quantize.imatrix.file", opt_imatrix ? opt_imatrix : opt_calib);
 		if (!rc && im->n_datasets)
 			rc = isq_gguf_set_str(w, "quantize.imatrix.dataset", im->datasets[0]);
 		rc = rc ? rc : isq_gguf_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n);
@@ -300,6 +301,21 @@ static uint64_t convert_streamed(struct isq_converter *conv, const struct isq_pl
 	return total;
 }
 
+/* The importance matrix: read from --imatrix, or computed from --calibration-file's text first. */
+static void load_imatrix(struct isq_imatrix *im)
+{
+	if (opt_imatrix && isq_imatrix_read(im, opt_imatrix))
+		isq_die("%s", isq_errbuf_msg(&im->err));
+	if (opt_calib) {
+		struct isq_errbuf e = { 0 };
+		struct isq_imatrix_params p = { .chunk_size = 512 };
+		struct isq_imatrix_text_info info = { 0 };
+		if (isq_imatrix_from_text(im, opt_model, opt_calib, isq_tool_threads(opt_threads), &p, &info, &e))
+			isq_die("%s", isq_errbuf_msg(&e));
+		isq_info("imatrix from %s: %lld chunks of 512 tokens", opt_calib, (long long)info.n_chunks);
+	}
+}
+
 /* --format uqff: the same plan, written as mistral.rs's UQFF directory by formats/uqff.c. */
 static int quantize_uqff(enum isq_target target)
 {
@@ -312,8 +328,7 @@ static int quantize_uqff(enum isq_target target)
 		isq_die("%s: %s", opt_model, m.config_err);
 	struct isq_imatrix im;
 	isq_imatrix_init(&im);
-	if (opt_imatrix && isq_imatrix_read(&im, opt_imatrix))
-		isq_die("%s", isq_errbuf_msg(&im.err));
+	load_imatrix(&im);
 	struct isq_errbuf e = { 0 };
 	struct isq_plan plans[2];
 	const struct isq_plan *pp[2] = { &plans[0], &plans[1] };
@@ -344,7 +359,7 @@ static int quantize_uqff(enum isq_target target)
 	char name[256];
 	model_name(opt_model, name, sizeof(name));
 	struct isq_uqff_write_opts wo = { .model = &m, .plans = pp, .n_plans = np, .output = opt_output, .pool = pool,
-					  .imatrix = opt_imatrix ? &im : NULL, .progress = &pr, .base_model = name };
+					  .imatrix = (opt_imatrix || opt_calib) ? &im : NULL, .progress = &pr, .base_model = name };
 	struct isq_uqff_write_result res;
 	double t0 = isq_now();
 	rc = isq_uqff_write(&wo, &res, &e);
@@ -411,12 +426,10 @@ int main(int argc, char **argv)
 		isq_tool_usage_error(&cmd, "refusing to write binary output to a terminal (use --force)");
 	if (format == ISQ_FORMAT_UQFF && !strcmp(opt_output, "-"))
 		isq_tool_usage_error(&cmd, "a UQFF output is a directory, not standard output");
-	if (format == ISQ_FORMAT_UQFF && !opt_calib && !opt_topology && !opt_org) {
+	if (format == ISQ_FORMAT_UQFF && !opt_topology && !opt_org) {
 		isq_strlist_release(&pos);
 		return quantize_uqff(target);
 	}
-	if (opt_calib)
-		isq_die("--calibration-file is not implemented yet; compute an imatrix with llama-imatrix and pass --imatrix");
 	if (opt_topology || opt_org)
 		isq_die("--topology and --organization are not implemented yet");
 
@@ -443,8 +456,7 @@ int main(int argc, char **argv)
 
 	struct isq_imatrix im;
 	isq_imatrix_init(&im);
-	if (opt_imatrix && isq_imatrix_read(&im, opt_imatrix))
-		isq_die("%s", isq_errbuf_msg(&im.err));
+	load_imatrix(&im);
 
 	struct isq_errbuf e = { 0 };
 	struct isq_plan plan;
@@ -457,14 +469,14 @@ int main(int argc, char **argv)
 	if (rc)
 		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));
 
-	if (opt_imatrix) {
+	if (opt_imatrix || opt_calib) {
 		size_t used = 0;
 		for (size_t i = 0; i < plan.n; i++)
 			if (plan.entries[i].quantize && (isq_imatrix_find(&im, plan.entries[i].name) ||
 							 isq_imatrix_find(&im, plan.entries[i].src_name)))
 				used++;
 		if (!used)
-			isq_die("%s: the imatrix matches no tensor of %s (an imatrix for another model?)", opt_imatrix, opt_model);
+			isq_die("%s: the imatrix matches no tensor of %s (an imatrix for another model?)", opt_imatrix ? opt_imatrix : opt_calib, opt_model);
 	}
 
 	for (size_t i = 0; i < plan.n; i++) {
@@ -480,7 +492,7 @@ int main(int argc, char **argv)
 	struct isq_gguf_writer *w = isq_gguf_writer_new();
 	if (!w)
 		isq_die("out of memory");
-	if (write_metadata(w, &m, &plan, opt_imatrix ? &im : NULL, &e))
+	if (write_metadata(w, &m, &plan, (opt_imatrix || opt_calib) ? &im : NULL, &e))
 		isq_die("%s: %s", opt_output, isq_errbuf_msg(&e));
 	for (size_t i = 0; i < plan.n; i++) {
 		const struct isq_plan_entry *en = &plan.entries[i];
@@ -502,7 +514,7 @@ int main(int argc, char **argv)
 		src_total += m.tensors[plan.entries[i].src].nbytes * (uint64_t)plan.entries[i].n_src;
 	struct isq_progress pr;
 	isq_progress_begin(&pr, "quantize", src_total, isq_get_verbosity() > 0);
-	struct isq_converter conv = { .model = &m, .pool = pool, .imatrix = opt_imatrix ? &im : NULL,
+	struct isq_converter conv = { .model = &m, .pool = pool, .imatrix = (opt_imatrix || opt_calib) ? &im : NULL,
 				      .measure_error = opt_json, .progress = &pr, .stream = m.streamed ? &m : NULL };
 	struct isq_convert_stats *stats = calloc(plan.n ? plan.n : 1, sizeof(*stats));
 	if (!stats)

@@ -282,3 +282,24 @@ for n in 1 3; do
 	cmp -s "$W/g.gguf" "$W/g$n.gguf" || _note "--threads $n changes the bytes"
 done
 end
+
+begin "quantize --calibration-file computes the imatrix first and records it"
+need_shared models/stories260K-f32/config.json
+need_shared data/tinystories-valid-1000.txt
+head -c 6000 "$SHARED/data/tinystories-valid-1000.txt" > "$W/calib.txt"
+run isq-quantize -q -m "$F32" -t q4_1 -o plain.gguf
+expect_exit 0
+run isq-quantize -q -m "$F32" -t q4_1 --calibration-file calib.txt -o cal.gguf
+expect_exit 0
+expect_file cal.gguf
+if [ -z "$case_skip" ] && cmp -s "$W/plain.gguf" "$W/cal.gguf"; then
+	_note "the calibration text did not change the quantized bytes"
+fi
+run isq-inspect --json --metadata cal.gguf
+expect_json '.metadata["quantize.imatrix.file"] == "calib.txt" and .metadata["quantize.imatrix.chunks_count"] >= 2 and .metadata["quantize.imatrix.entries_count"] == 35'
+run isq-quantize -m "$F32" -t q4_1 --calibration-file missing.txt -o bad.gguf
+expect_exit 1
+expect_stderr_lines 1
+expect_no_file bad.gguf
+expect_no_temp
+end
