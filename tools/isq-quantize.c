@@ -5,12 +5,14 @@
 #include "tool.h"
 #include "uqff.h"
 #include "imatrix-collect.h"
+#include "tune.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char *opt_model, *opt_type, *opt_output, *opt_format, *opt_imatrix, *opt_calib, *opt_topology;
@@ -18,6 +20,7 @@ static const char *opt_org, *opt_out_type, *opt_tok_type, *opt_target;
 static struct isq_strlist opt_tensor_types = ISQ_STRLIST_INIT;
 static int opt_pure, opt_json, opt_force, opt_quiet, opt_verbose;
 static int64_t opt_threads;
+static char auto_type[32]; /* -t auto's choice, once made */
 
 static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file, or archive"),
@@ -125,6 +128,9 @@ static int write_metadata(struct isq_gguf_writer *w, const struct isq_model *m, 
 	}
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
+	/* -t auto: what isq-tune chose, so the file says how it was made */
+	if (!rc && auto_type[0])
+		rc = isq_gguf_set_str(w, "quantize.auto_type", auto_type);
 	if (!rc && im) {
 		rc = isq_gguf_set_str(w, "quantize.imatrix.file", opt_imatrix ? opt_imatrix : opt_calib);
 		if (!rc && im->n_datasets)
@@ -301,6 +307,21 @@ static uint64_t convert_streamed(struct isq_converter *conv, const struct isq_pl
 	return total;
 }
 
+/* -t auto: isq-tune's balanced recommendation for the target, reported on stderr. */
+static void resolve_auto(const struct isq_model *m, enum isq_target target)
+{
+	if (strcasecmp(opt_type, "auto"))
+		return;
+	struct isq_errbuf e = { 0 };
+	int rc = isq_tune_recommend(m, target, auto_type, sizeof(auto_type), &e);
+	if (rc == ISQ_ENOTFOUND)
+		isq_die("%s: -t auto: no type fits this machine's memory (see isq-tune -m %s)", opt_model, opt_model);
+	if (rc)
+		isq_die("%s: -t auto: %s", opt_model, isq_errbuf_msg(&e));
+	isq_warn("-t auto: %s (isq-tune's balanced choice for this machine)", auto_type);
+	opt_type = auto_type;
+}
+
 /* The importance matrix: read from --imatrix, or computed from --calibration-file's text first. */
 static void load_imatrix(struct isq_imatrix *im)
 {
@@ -330,6 +351,7 @@ static int quantize_uqff(enum isq_target target)
 	isq_imatrix_init(&im);
 	load_imatrix(&im);
 	struct isq_errbuf e = { 0 };
+	resolve_auto(&m, target);
 	struct isq_plan plans[2];
 	const struct isq_plan *pp[2] = { &plans[0], &plans[1] };
 	int np = 0;
@@ -459,6 +481,7 @@ int main(int argc, char **argv)
 	load_imatrix(&im);
 
 	struct isq_errbuf e = { 0 };
+	resolve_auto(&m, target);
 	struct isq_plan plan;
 	struct isq_plan_opts po = { .type = opt_type, .pure = opt_pure, .token_embd_type = opt_tok_type,
 				    .output_type = opt_out_type, .tensor_types = &opt_tensor_types, .format = format,

@@ -303,3 +303,15 @@ expect_stderr_lines 1
 expect_no_file bad.gguf
 expect_no_temp
 end
+
+begin "quantize -t auto takes isq-tune's balanced recommendation and records it"
+need_shared models/stories260K/config.json
+run isq-tune -m "$ST" --json
+expect_exit 0
+want=$(jq -r .recommended_type "$W/.stdout" 2> /dev/null)
+run isq-quantize -m "$ST" -t auto -o auto.gguf
+expect_exit 0
+expect_stderr_contains "-t auto: $want"
+run isq-inspect --json --metadata auto.gguf
+expect_json ".metadata[\"quantize.auto_type\"] == \"$want\""
+end
