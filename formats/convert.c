@@ -31,8 +31,8 @@ int isq_tensor_rows_to_f32(const struct isq_model_tensor *t, int64_t row, int64_
 /* Output row r of a permuted Q/K tensor comes from this source row (see plan.h). */
 static int64_t perm_row(int64_t r, int64_t rows, int heads)
 {
-	if (heads <= 0)
-		return r;
+	if (heads <= 0 || rows % heads || rows / heads < 2)
+		return r; /* no whole heads to permute: leave the order (never divide by zero) */
 	int64_t hd = rows / heads, h = r / hd, j = r % hd;
 	return h * hd + (j % 2 ? j / 2 + hd / 2 : j / 2);
 }
@@ -90,7 +90,14 @@ static void chunk_worker(void *ctx, int64_t begin, int64_t end, int worker)
 		int64_t r0 = j->row0 + s * j->grain;
 		int64_t nr = ISQ_MIN(j->grain, j->row0 + j->nrows - r0);
 		memset(res, 0, sizeof(*res));
-		if (j->en->permute_heads) {
+		if (j->en->permute_heads && j->rows_total == 1) {
+			/* a 1-D q/k bias: its elements are the rows the permutation moves */
+			float *tmp = malloc((size_t)j->row_len * sizeof(float));
+			res->rc = tmp ? isq_tensor_rows_to_f32(j->src, r0 - j->win_row0, 1, tmp) : ISQ_ENOMEM;
+			for (int64_t i = 0; !res->rc && i < j->row_len; i++)
+				x[i] = tmp[perm_row(i, j->row_len, j->en->permute_heads)];
+			free(tmp);
+		} else if (j->en->permute_heads) {
 			for (int64_t r = 0; r < nr && !res->rc; r++)
 				res->rc = isq_tensor_rows_to_f32(
 					j->src, perm_row(r0 + r, j->rows_total, j->en->permute_heads) - j->win_row0, 1,

@@ -315,3 +315,11 @@ expect_stderr_contains "-t auto: $want"
 run isq-inspect --json --metadata auto.gguf
 expect_json ".metadata[\"quantize.auto_type\"] == \"$want\""
 end
+
+begin "quantize: q/k biases of a llama-layout (mixtral) model are permuted like their rows, not a crash"
+run isq-genmodel -q --arch qwen2 --experts 4 -o moe-bias
+expect_exit 0
+run isq-quantize -q -m moe-bias -t q8_0 -o moe-bias.gguf
+expect_exit 0
+expect_file moe-bias.gguf
+end
