@@ -6,6 +6,13 @@
  * lying count can cost at most a few bytes of memory per byte of input.
  */
 #include "gguf.h"
+
+/*
+ * Largest general.alignment accepted: a power of two up to 16 MiB covers
+ * every page and huge-page size; beyond that a file is hostile (a tensor-less
+ * header would be padded to gigabytes).
+ */
+#define GGUF_MAX_ALIGNMENT (1u << 24)
 #include "types.h"
 
 /* The smallest KV is a 1-byte key and a u8 value; the smallest tensor info an empty name and one dim. */
@@ -567,6 +574,9 @@ static int parse(struct isq_gguf *g)
 			return bad(g, "key 'general.alignment': type %s, must be u32", isq_gguf_vtype_name(al->type));
 		if (!al->v.u64 || (al->v.u64 & (al->v.u64 - 1)))
 			return bad(g, "key 'general.alignment': %llu is not a power of two", (unsigned long long)al->v.u64);
+		if (al->v.u64 > GGUF_MAX_ALIGNMENT)
+			return bad(g, "key 'general.alignment': %llu is absurdly large (at most %u)",
+				   (unsigned long long)al->v.u64, (unsigned)GGUF_MAX_ALIGNMENT);
 		g->alignment = (uint32_t)al->v.u64;
 	}
 
@@ -1138,7 +1148,7 @@ static uint64_t writer_alignment(const struct isq_gguf_writer *w)
 	if (w->kv[i].type != ISQ_GGUF_U32)
 		return 0;
 	uint32_t a = isq_le32(w->kv[i].enc.data);
-	return a && !(a & (a - 1)) ? a : 0;
+	return a && !(a & (a - 1)) && a <= GGUF_MAX_ALIGNMENT ? a : 0;
 }
 
 static uint64_t header_size(const struct isq_gguf_writer *w)
@@ -1175,7 +1185,7 @@ int isq_gguf_writer_begin(struct isq_gguf_writer *w, struct isq_out *out)
 		return wfail(w, ISQ_EINVAL, "the header was already written");
 	uint64_t a = writer_alignment(w);
 	if (!a)
-		return wfail(w, ISQ_EINVAL, "key 'general.alignment' must be a u32 non-zero power of two");
+		return wfail(w, ISQ_EINVAL, "key 'general.alignment' must be a u32 power of two, at most 16 MiB");
 	struct isq_buf h = ISQ_BUF_INIT;
 	int rc = isq_buf_append(&h, "GGUF", 4) || put_le(&h, 3, 4) || put_le(&h, w->n_t, 8) || put_le(&h, w->n_kv, 8);
 	for (size_t i = 0; i < w->n_kv && !rc; i++)
@@ -1194,8 +1204,14 @@ int isq_gguf_writer_begin(struct isq_gguf_writer *w, struct isq_out *out)
 		w->remaining += t->nbytes;
 	}
 	/* gguf_write_to_file pads the header even when no tensor follows */
-	while (!rc && h.len % a)
-		rc = isq_buf_putc(&h, 0);
+	if (!rc && h.len % a) {
+		static const char zeros[4096];
+		for (size_t pad = (size_t)(a - h.len % a); !rc && pad;) {
+			size_t k = pad < sizeof(zeros) ? pad : sizeof(zeros);
+			rc = isq_buf_append(&h, zeros, k);
+			pad -= k;
+		}
+	}
 	if (rc) {
 		isq_buf_release(&h);
 		return wfail(w, ISQ_ENOMEM, NULL);

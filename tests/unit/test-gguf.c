@@ -378,7 +378,11 @@ TEST(alignment_is_checked)
 		expect_bad(&b, "bad alignment", "general.alignment", "power of two");
 		isq_buf_release(&b);
 	}
+	/* a power of two, but a header padded to it would be gigabytes (found by fuzz-gguf) */
 	struct isq_buf b = ISQ_BUF_INIT;
+	alignment_file(&b, ISQ_GGUF_U32, 1u << 25);
+	expect_bad(&b, "huge alignment", "general.alignment", "absurdly large");
+	isq_buf_release(&b);
 	alignment_file(&b, ISQ_GGUF_U64, 32);
 	expect_bad(&b, "u64 alignment", "general.alignment", "must be u32");
 	isq_buf_release(&b);
