@@ -99,39 +99,46 @@ static int cand_less(const struct bpe_cand *a, const struct bpe_cand *b)
 	return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
 
-static void heap_push(struct bpe_cand *h, size_t *n, struct bpe_cand c)
-{
-	size_t i = (*n)++;
-	while (i) {
-		size_t p = (i - 1) / 2;
-		if (!cand_less(&c, &h[p]))
-			break;
-		h[i] = h[p];
-		i = p;
+/*
+ * A binary min-heap under LESS, written once for both merge loops (BPE
+ * candidates and SentencePiece bigrams); a macro rather than void* and a
+ * comparison callback keeps the comparison inlined on the encoder's hot path.
+ */
+#define DEFINE_HEAP(PUSH, POP, T, LESS)                                              \
+	static void PUSH(T *h, size_t *n, T c)                                       \
+	{                                                                            \
+		size_t i = (*n)++;                                                   \
+		while (i) {                                                          \
+			size_t p = (i - 1) / 2;                                      \
+			if (!LESS(&c, &h[p]))                                        \
+				break;                                               \
+			h[i] = h[p];                                                 \
+			i = p;                                                       \
+		}                                                                    \
+		h[i] = c;                                                            \
+	}                                                                            \
+	static T POP(T *h, size_t *n)                                                \
+	{                                                                            \
+		T top = h[0], last = h[--*n];                                        \
+		size_t i = 0;                                                        \
+		for (;;) {                                                           \
+			size_t l = 2 * i + 1, m = i;                                 \
+			const T *best = &last;                                       \
+			if (l < *n && LESS(&h[l], best))                             \
+				m = l, best = &h[l];                                 \
+			if (l + 1 < *n && LESS(&h[l + 1], best))                     \
+				m = l + 1;                                           \
+			if (m == i)                                                  \
+				break;                                               \
+			h[i] = h[m];                                                 \
+			i = m;                                                       \
+		}                                                                    \
+		if (*n)                                                              \
+			h[i] = last;                                                 \
+		return top;                                                          \
 	}
-	h[i] = c;
-}
 
-static struct bpe_cand heap_pop(struct bpe_cand *h, size_t *n)
-{
-	struct bpe_cand top = h[0], last = h[--*n];
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-		const struct bpe_cand *best = &last;
-		if (l < *n && cand_less(&h[l], best))
-			m = l, best = &h[l];
-		if (l + 1 < *n && cand_less(&h[l + 1], best))
-			m = l + 1;
-		if (m == i)
-			break;
-		h[i] = h[m];
-		i = m;
-	}
-	if (*n)
-		h[i] = last;
-	return top;
-}
+DEFINE_HEAP(heap_push, heap_pop, struct bpe_cand, cand_less)
 
 static int sym_add(struct isq_tokenizer *t, size_t *ns, int32_t id, uint32_t len)
 {
@@ -252,39 +259,7 @@ static int bigram_before(const struct spm_bigram *a, const struct spm_bigram *b)
 	return a->score != b->score ? a->score > b->score : a->left < b->left;
 }
 
-static void bigram_push(struct spm_bigram *h, size_t *n, struct spm_bigram c)
-{
-	size_t i = (*n)++;
-	while (i) {
-		size_t p = (i - 1) / 2;
-		if (!bigram_before(&c, &h[p]))
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = c;
-}
-
-static struct spm_bigram bigram_pop(struct spm_bigram *h, size_t *n)
-{
-	struct spm_bigram top = h[0], last = h[--*n];
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-		const struct spm_bigram *best = &last;
-		if (l < *n && bigram_before(&h[l], best))
-			m = l, best = &h[l];
-		if (l + 1 < *n && bigram_before(&h[l + 1], best))
-			m = l + 1;
-		if (m == i)
-			break;
-		h[i] = h[m];
-		i = m;
-	}
-	if (*n)
-		h[i] = last;
-	return top;
-}
+DEFINE_HEAP(bigram_push, bigram_pop, struct spm_bigram, bigram_before)
 
 static int bigram_add(struct isq_tokenizer *t, size_t *nh, const char *w, int32_t l, int32_t r)
 {
