@@ -43,7 +43,7 @@ B := build
 SANFLAGS :=
 endif
 
-PKGS := libcjson libzstd libarchive libpcre2-8 libutf8proc
+PKGS := libcjson libzstd libarchive libpcre2-8 libutf8proc yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

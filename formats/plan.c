@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "mrs.h"
+#include "topology.h"
 
 #include <ctype.h>
 #include <regex.h>
@@ -372,6 +373,11 @@ static int is_linear_role(enum isq_tensor_role r)
 	}
 }
 
+static int is_expert_role(enum isq_tensor_role r)
+{
+	return r == ISQ_ROLE_FFN_GATE_EXPS || r == ISQ_ROLE_FFN_UP_EXPS || r == ISQ_ROLE_FFN_DOWN_EXPS;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -409,11 +415,27 @@ static int choose_type(const struct isq_model *m, const struct isq_plan_opts *o,
 	const struct isq_type_request *req = &p->req;
 	enum isq_type t = req->type;
 	int explicit_type = 0;
-	if (!o->pure) {
+	if (o->organization == ISQ_ORG_MOQE) {
+		/* MoQE: the routed experts only, no promotion; the rest keeps the source's dtype */
+		if (!is_expert_role(en->role))
+			t = en->src_type == ISQ_TYPE_F16 || en->src_type == ISQ_TYPE_BF16 ? en->src_type : ISQ_TYPE_F32;
+	} else if (!o->pure) {
 		if (req->mixture)
 			t = mixture_rule(req->mixture, req->type, en->role, en->layer, f);
 		else if (en->role == ISQ_ROLE_TOKEN_EMBD || en->role == ISQ_ROLE_OUTPUT)
 			t = promote(req->type);
+	}
+	if (o->topology) {
+		/* mistral.rs matches "<module>.weight", the checkpoint's name; a GGUF name is tried too */
+		int layer = isq_topology_layer_of(en->src_name);
+		if (layer < 0)
+			layer = isq_topology_layer_of(en->name);
+		enum isq_type tt;
+		en->topology_line = isq_topology_lookup(o->topology, en->src_name, en->name, layer, &tt);
+		if (en->topology_line && tt != ISQ_TYPE_NONE) {
+			t = tt;
+			explicit_type = 1;
+		}
 	}
 	if (en->role == ISQ_ROLE_OUTPUT && out_t != ISQ_TYPE_NONE) {
 		t = out_t;
@@ -429,7 +451,8 @@ static int choose_type(const struct isq_model *m, const struct isq_plan_opts *o,
 			explicit_type = 1;
 			break;
 		}
-	(void)explicit_type;
+	if (explicit_type)
+		p->n_explicit++;
 	int rc = check_format(t, o->format, en->name, e);
 	if (rc)
 		return rc;
@@ -627,6 +650,20 @@ int isq_plan_build(const struct isq_model *m, const struct isq_plan_opts *o, str
 		p->total_bytes += en->nbytes;
 		p->total_params += en->ne[0] * rows;
 		p->n++;
+	}
+	if (o->organization == ISQ_ORG_MOQE) {
+		/* as mistral.rs: MoQE on a model without experts is an error, unless something names a type */
+		size_t n_exp = 0;
+		for (size_t i = 0; i < p->n; i++)
+			n_exp += p->entries[i].quantize && is_expert_role(p->entries[i].role);
+		if (!n_exp && !p->n_explicit) {
+			rc = isq_errbuf_set(e, ISQ_EINVAL,
+					    "--organization moqe: the model has no MoE expert weights (and no --topology or "
+					    "--tensor-type names a type)");
+			free_overrides(ov, n_ov);
+			isq_plan_release(p);
+			return rc;
+		}
 	}
 	if (o->format == ISQ_FORMAT_GGUF)
 		qsort(p->entries, p->n, sizeof(*p->entries), entry_cmp_gguf);

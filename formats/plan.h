@@ -6,13 +6,20 @@
  * applies, in order of precedence:
  *   1. --tensor-type REGEX=TYPE (first match on the output or source name);
  *   2. --token-embedding-type / --output-tensor-type;
- *   3. with --pure: the requested type for every quantizable tensor;
+ *   3. --topology: the `isq` type of the entry that decides the tensor
+ *      (topology.h), as mistral.rs's topology overrides the default type
+ *      per layer: no promotion, no mixture rule, --pure or not; an entry
+ *      without `isq` leaves the default of 4;
+ *   4. with --organization moqe (mistral.rs's MoQE): MoE expert weights get
+ *      the requested type (no promotion), every other linear weight stays
+ *      in the source's dtype (F32, F16 or BF16; an Unquant entry in UQFF);
+ *      with --pure: the requested type for every quantizable tensor;
  *      with a llama.cpp mixture (q4_k_m, ...): llama-quantize's rules for
  *      attn_v, ffn_down, attn_output, output and token_embd;
  *      with a plain type: that type, and mistral.rs's promotion of the
  *      embedding and lm_head (Q2_K..Q4_K, Q4_0, Q4_1 -> Q6_K; Q5_K, Q6_K,
  *      Q8_K, Q5_0, Q5_1, Q8_0, Q8_1 -> Q8_0; AFQ2-4 -> AFQ6; AFQ6/8 -> AFQ8);
- *   4. the shape fallback when the row length does not fit the type
+ *   5. the shape fallback when the row length does not fit the type
  *      (IQ4_XS -> IQ4_NL; Q2_K, Q3_K -> Q4_0; Q4_K -> Q5_0; Q5_K -> Q5_1;
  *      Q6_K, Q8_K -> Q8_0; then, when 32 does not divide the row either, the
  *      source's 16-bit type: BF16 for BF16, F16 for F16 or F32 sources), each
@@ -30,6 +37,10 @@
 
 enum isq_out_format { ISQ_FORMAT_GGUF, ISQ_FORMAT_UQFF };
 enum isq_target { ISQ_TARGET_CPU, ISQ_TARGET_CUDA, ISQ_TARGET_VULKAN, ISQ_TARGET_METAL };
+/* --organization: default (every linear weight), or moqe (MoE experts only). */
+enum isq_organization { ISQ_ORG_DEFAULT, ISQ_ORG_MOQE };
+
+struct isq_topology; /* topology.h */
 
 /* llama.cpp's quantization mixtures (llama_ftype recipes). */
 enum isq_mixture {
@@ -71,6 +82,8 @@ struct isq_plan_opts {
 	const struct isq_strlist *tensor_types; /* "REGEX=TYPE" entries */
 	enum isq_out_format format;
 	enum isq_target target;
+	const struct isq_topology *topology;   /* NULL: none */
+	enum isq_organization organization;
 };
 
 struct isq_plan_entry {
@@ -85,6 +98,7 @@ struct isq_plan_entry {
 	enum isq_type requested; /* before the shape fallback */
 	enum isq_type type;      /* stored type */
 	int quantize;            /* 1: a linear weight that goes through the quantizer */
+	int topology_line;       /* > 0: the --topology entry (its line) that decided the type */
 	char fallback[160];      /* why type != requested; "" when it is not a fallback */
 	int permute_heads;       /* > 0: llama Q/K row permutation with this many heads */
 	int n_dims;
@@ -97,12 +111,17 @@ struct isq_plan {
 	size_t n;
 	struct isq_type_request req;
 	int n_fallbacks;
+	int n_explicit;              /* quantized tensors whose type a flag or the topology named */
 	size_t n_dropped;            /* tied lm_head and tensors with no output name */
 	uint64_t total_bytes;        /* sum of entries' nbytes */
 	uint64_t total_params;
 };
 
-/* Build the plan for m.  Errors (bad type, a type the format cannot hold, bad regex) in *e. */
+/*
+ * Build the plan for m.  Errors (bad type, a type the format cannot hold,
+ * bad regex; with moqe, a model without MoE experts and no explicit type
+ * anywhere) in *e.
+ */
 int isq_plan_build(const struct isq_model *m, const struct isq_plan_opts *o, struct isq_plan *p,
 		   struct isq_errbuf *e);
 void isq_plan_release(struct isq_plan *p);

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +23,139 @@ static int data_order(enum isq_st_dtype da, const char *na, enum isq_st_dtype db
 	if (ra != rb)
 		return ra > rb ? -1 : 1;
 	return strcmp(na, nb);
+}
+
+/* ---- staged paths, removed on a signal ------------------------------------------------------------ */
+
+/*
+ * Blocks of recorded paths, linked and never moved, so that a signal
+ * handler (in any thread) can walk them while the writer adds more: an
+ * entry's path is stored before the count that publishes it.
+ */
+#define STAGE_BLOCK 64
+struct stage_block {
+	char *path[STAGE_BLOCK];
+	unsigned char is_dir[STAGE_BLOCK];
+	volatile sig_atomic_t n;
+	struct stage_block *volatile next;
+};
+static struct stage_block stage_head;
+static volatile sig_atomic_t stage_active; /* 0 while forgetting: the handler leaves the table alone */
+
+int isq_uqff_stage_add(const char *path, int is_dir)
+{
+	struct stage_block *b = &stage_head;
+	while (b->n == STAGE_BLOCK) {
+		if (!b->next) {
+			struct stage_block *nb = calloc(1, sizeof(*nb));
+			if (!nb)
+				return ISQ_ENOMEM;
+			__atomic_store_n(&b->next, nb, __ATOMIC_RELEASE);
+		}
+		b = b->next;
+	}
+	char *copy = isq_strdup(path);
+	if (!copy)
+		return ISQ_ENOMEM;
+	int i = b->n;
+	b->path[i] = copy;
+	b->is_dir[i] = (unsigned char)!!is_dir;
+	__atomic_store_n(&b->n, i + 1, __ATOMIC_RELEASE);
+	stage_active = 1;
+	return 0;
+}
+
+static size_t stage_count(void)
+{
+	size_t n = 0;
+	for (const struct stage_block *b = &stage_head; b; b = b->next)
+		n += (size_t)b->n;
+	return n;
+}
+
+/* Forget all but the first keep entries (the writer keeps what its caller recorded). */
+static void stage_truncate(size_t keep)
+{
+	struct stage_block *b = &stage_head;
+	for (; b; b = b->next) {
+		int n = b->n, k = keep >= (size_t)n ? n : (int)keep;
+		keep -= (size_t)k;
+		b->n = k; /* unpublish first, then free */
+		for (int i = k; i < n; i++) {
+			free(b->path[i]);
+			b->path[i] = NULL;
+		}
+	}
+	stage_active = stage_count() > 0;
+}
+
+void isq_uqff_stage_forget(void)
+{
+	stage_truncate(0);
+}
+
+void isq_uqff_stage_cleanup(void)
+{
+	if (!stage_active)
+		return;
+	stage_active = 0;
+	/* files first, then the directories that held them, the newest (innermost) first */
+	for (const struct stage_block *b = &stage_head; b; b = b->next)
+		for (int i = 0; i < b->n; i++)
+			if (b->path[i] && !b->is_dir[i])
+				unlink(b->path[i]);
+	int nblocks = 0;
+	for (const struct stage_block *b = &stage_head; b; b = b->next)
+		nblocks++;
+	for (int k = nblocks - 1; k >= 0; k--) {
+		const struct stage_block *b = &stage_head;
+		for (int j = 0; j < k; j++) /* blocks are few: rescanning is fine */
+			b = b->next;
+		for (int i = b->n - 1; i >= 0; i--)
+			if (b->path[i] && b->is_dir[i])
+				rmdir(b->path[i]);
+	}
+}
+
+#define N_STAGE_SIGS 3
+static const int stage_sigs[N_STAGE_SIGS] = { SIGINT, SIGTERM, SIGHUP };
+static struct sigaction stage_old[N_STAGE_SIGS];
+
+static void on_stage_signal(int sig)
+{
+	isq_uqff_stage_cleanup();
+	for (int i = 0; i < N_STAGE_SIGS; i++)
+		if (stage_sigs[i] == sig && !(stage_old[i].sa_flags & SA_SIGINFO) && stage_old[i].sa_handler != SIG_DFL &&
+		    stage_old[i].sa_handler != SIG_IGN) {
+			stage_old[i].sa_handler(sig); /* io.c's: removes isq_out temporaries, re-raises */
+			return;
+		}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void isq_uqff_install_signal_handlers(void)
+{
+	for (int i = 0; i < N_STAGE_SIGS; i++) {
+		struct sigaction sa, old;
+		if (sigaction(stage_sigs[i], NULL, &old) || old.sa_handler == SIG_IGN || old.sa_handler == on_stage_signal)
+			continue;
+		stage_old[i] = old;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stage_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(stage_sigs[i], &sa, NULL);
+	}
+}
+
+/* Record staging/name before it is created. */
+static int stage_file(const char *staging, const char *name)
+{
+	struct isq_buf p = ISQ_BUF_INIT;
+	int rc = isq_path_join(&p, staging, name);
+	rc = rc ? rc : isq_uqff_stage_add(p.data, 0);
+	isq_buf_release(&p);
+	return rc;
 }
 
 /* ---- writing ----------------------------------------------------------------------------------- */
@@ -362,8 +497,10 @@ static int open_st_file(struct wctx *w, const char *name, struct witem **list, s
 	}
 	struct isq_buf path = ISQ_BUF_INIT;
 	isq_path_join(&path, w->staging, name);
-	int fd = open(path.data, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0666);
-	if (fd < 0)
+	int fd = -1;
+	if (stage_file(w->staging, name))
+		rc = isq_errbuf_set(w->e, ISQ_ENOMEM, NULL);
+	else if ((fd = open(path.data, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0666)) < 0)
 		rc = isq_errbuf_set(w->e, ISQ_EIO, "%s: %s", path.data, strerror(errno));
 	if (!rc && (rc = pwrite_all(fd, hdr.data, hdr.len, 0)))
 		isq_errbuf_set(w->e, rc, "%s: %s", path.data, strerror(errno));
@@ -773,6 +910,8 @@ static int write_residual(struct wctx *w, const struct isq_plan *p, struct wlaye
 	struct isq_out out;
 	memset(&out, 0, sizeof(out));
 	isq_path_join(&path, w->staging, "residual.safetensors");
+	if (!rc && stage_file(w->staging, "residual.safetensors"))
+		rc = isq_errbuf_set(w->e, ISQ_ENOMEM, NULL);
 	if (!rc && (rc = isq_out_open(&out, path.data)))
 		isq_errbuf_set(w->e, rc, "%s", isq_errbuf_msg(&out.err));
 	else if (!rc)
@@ -811,6 +950,10 @@ static int write_text(struct wctx *w, const char *name, const void *data, size_t
 	struct isq_buf path = ISQ_BUF_INIT;
 	struct isq_out out;
 	isq_path_join(&path, w->staging, name);
+	if (stage_file(w->staging, name)) {
+		isq_buf_release(&path);
+		return isq_errbuf_set(w->e, ISQ_ENOMEM, NULL);
+	}
 	int rc = isq_out_open(&out, path.data);
 	rc = rc ? rc : isq_out_write(&out, data, n);
 	rc = rc ? rc : isq_out_commit(&out);
@@ -981,8 +1124,36 @@ static void rm_staging(struct wctx *w)
 	rmdir(w->staging);
 }
 
-/* Move the staged files into place: one rename for a new directory, else file by file. */
+/* keep_recorded: the published files and directory, recorded under their final names. */
+static int record_published(struct wctx *w)
+{
+	int rc = 0;
+	for (size_t i = 0; i < w->n_written && !rc; i++)
+		rc = stage_file(w->publish_dir, w->written[i]);
+	rc = rc ? rc : isq_uqff_stage_add(w->publish_dir, 1);
+	return rc ? isq_errbuf_set(w->e, ISQ_ENOMEM, NULL) : 0;
+}
+
+static int publish_files(struct wctx *w, char *const *stems, int n_stems);
+
+/* Move the staged files into place, with no signal halfway (their names change). */
 static int publish(struct wctx *w, char *const *stems, int n_stems)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int rc = publish_files(w, stems, n_stems);
+	if (!rc && w->o->keep_recorded)
+		rc = record_published(w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* One rename for a new directory, else file by file. */
+static int publish_files(struct wctx *w, char *const *stems, int n_stems)
 {
 	if (w->fresh) {
 		if (rename(w->staging, w->publish_dir))
@@ -1116,6 +1287,7 @@ int isq_uqff_plan_for_gguf(const struct isq_model *m, const struct isq_model *gg
 int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_result *res, struct isq_errbuf *e)
 {
 	struct wctx w = { .o = o, .m = o->model, .e = e };
+	size_t stage_mark = stage_count();
 	w.conv.model = o->model;
 	w.conv.pool = o->pool;
 	w.conv.imatrix = o->imatrix;
@@ -1190,11 +1362,23 @@ int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_re
 		} else {
 			isq_path_join(&sp, dir, ".isq-uqff.XXXXXX");
 		}
-		if (!sp.data || !mkdtemp(sp.data))
+		/* no signal between creating the staging directory and recording it */
+		sigset_t block, old;
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		if (!sp.data || !mkdtemp(sp.data)) {
 			rc = isq_errbuf_set(e, errno == ENOENT ? ISQ_ENOTFOUND : ISQ_EIO, "%s: %s", dir,
 					    sp.data ? strerror(errno) : "out of memory");
-		else
+		} else if (isq_uqff_stage_add(sp.data, 1)) {
+			rmdir(sp.data);
+			rc = isq_errbuf_set(e, ISQ_ENOMEM, NULL);
+		} else {
 			w.staging = isq_buf_detach(&sp, NULL);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		isq_buf_release(&sp);
 	}
 
@@ -1232,6 +1416,8 @@ int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_re
 		rc = publish(&w, stems, n_stems);
 	if (rc)
 		rm_staging(&w);
+	if (rc || !o->keep_recorded)
+		stage_truncate(stage_mark);
 	res->bytes = w.bytes;
 	res->n_layers = nL[0];
 	snprintf(res->dir, sizeof(res->dir), "%s", dir ? dir : "");

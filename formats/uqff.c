@@ -783,6 +783,22 @@ static int verify_report(struct isq_uqff *u, const char *text)
 		}
 		idx++;
 	}
+	/* the reverse: a shard set on disk that no output lists (left over, or written by hand) */
+	for (int si = 0; si < u->n_sets && !rc; si++) {
+		const struct isq_uqff_set *set = &u->sets[si];
+		int listed = 0;
+		for (int k = 0; k < set->n_shards && !listed; k++) {
+			const char *b = strrchr(set->shard_paths[k], '/');
+			b = b ? b + 1 : set->shard_paths[k];
+			for (size_t c = 0; c < n_claimed && !listed; c++)
+				listed = !strcmp(claimed[c], b);
+		}
+		if (!listed) {
+			const char *b = strrchr(set->shard_paths[0], '/');
+			rc = isq_errbuf_set(&u->err, ISQ_EFORMAT, "%s/uqff_report.json: shard set '%s' (%s) is not in the report",
+					    u->dir, set->stem, b ? b + 1 : set->shard_paths[0]);
+		}
+	}
 out:
 	free(claimed);
 	cJSON_Delete(r);

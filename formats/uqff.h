@@ -121,6 +121,12 @@ struct isq_uqff_write_opts {
 	 * is not).
 	 */
 	const struct isq_model *from_gguf;
+	/*
+	 * 1: the output is itself a temporary (isq-pack-uqff --tar): on success
+	 * its files and directory stay recorded for removal on a signal (see
+	 * isq_uqff_stage_add), until the caller forgets them.
+	 */
+	int keep_recorded;
 };
 
 struct isq_uqff_write_result {
@@ -151,6 +157,30 @@ int isq_uqff_plan_for_gguf(const struct isq_model *m, const struct isq_model *gg
  * a type UQFF cannot hold; I/O and quantizer errors as their modules say.
  */
 int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_result *res, struct isq_errbuf *e);
+
+/*
+ * Interrupted writes.  isq_uqff_write builds the directory in a hidden
+ * staging directory; it records that directory and every file it creates
+ * there (before creating it) in a table that a signal handler may read, and
+ * forgets them when it returns.  Tools that stage files of their own (the
+ * --tar directory of isq-pack-uqff) record them with isq_uqff_stage_add.
+ *
+ * isq_uqff_stage_add: record path (a file, or a directory when is_dir) for
+ *   removal on a signal.  Normal context only; 0 or ISQ_ENOMEM.
+ * isq_uqff_stage_forget: forget every recorded path (removes nothing).
+ * isq_uqff_stage_cleanup: async-signal-safe: unlink every recorded file,
+ *   then rmdir every recorded directory, newest first; then forget them.
+ * isq_uqff_install_signal_handlers: for SIGINT, SIGTERM and SIGHUP, a
+ *   handler that runs isq_uqff_stage_cleanup and then the handler that was
+ *   there before (io.c's, which removes pending isq_out temporaries and
+ *   re-raises), or restores the default action and re-raises, so the
+ *   process still dies by the signal.  A signal set to "ignore" stays
+ *   ignored.  Call it after isq_io_install_signal_handlers (isq_tool_parse).
+ */
+int isq_uqff_stage_add(const char *path, int is_dir);
+void isq_uqff_stage_forget(void);
+void isq_uqff_stage_cleanup(void);
+void isq_uqff_install_signal_handlers(void);
 
 /*
  * Archive the files of directory dir (not recursive; the UQFF layout is

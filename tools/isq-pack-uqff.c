@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -50,6 +51,21 @@ static const struct isq_cmd cmd = {
 		   "config and tokenizer files, uqff_report.json), check one, or unpack one to safetensors.",
 	.opts = options,
 };
+
+/* Worker threads inherit a mask that blocks the interrupting signals, so the main thread
+ * handles them, and the UQFF writer can hold them off while it renames its staged files. */
+static struct isq_pool *pool_new(int n)
+{
+	sigset_t s, old;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &s, &old);
+	struct isq_pool *p = isq_pool_new(n);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return p;
+}
 
 static int parse_target(const char *s, enum isq_target *t)
 {
@@ -452,7 +468,7 @@ static int do_write(void)
 					 isq_type_name(en->type), en->fallback);
 		}
 
-	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t total = 0;
@@ -481,6 +497,9 @@ static int do_write(void)
 		isq_buf_printf(&t, ".%s.XXXXXX", basename(c2));
 		if (!mkdtemp(t.data))
 			isq_die("%s: %s", t.data, strerror(errno));
+		/* a signal before the end removes it (and, with keep_recorded, what the writer puts in it) */
+		if (isq_uqff_stage_add(t.data, 1))
+			isq_die("out of memory");
 		tar_tmp = isq_buf_detach(&t, NULL);
 		tar_prefix = isq_strdup(basename(c2));
 		char *dot = strstr(tar_prefix, ".t");
@@ -494,7 +513,7 @@ static int do_write(void)
 					  .output = opt_tar ? tar_dir.data : opt_output,
 					  .shard_size = opt_shard_size, .pool = pool,
 					  .imatrix = opt_imatrix ? &im : NULL, .progress = &pr, .base_model = name,
-					  .from_gguf = opt_input ? &g : NULL };
+					  .from_gguf = opt_input ? &g : NULL, .keep_recorded = opt_tar };
 	struct isq_uqff_write_result res;
 	double t0 = isq_now();
 	rc = isq_uqff_write(&wo, &res, &e);
@@ -514,8 +533,10 @@ static int do_write(void)
 			isq_errbuf_set(&e, rc, "%s", isq_errbuf_msg(&out.err));
 		snprintf(res.dir, sizeof(res.dir), "%s", opt_output);
 	}
-	if (tar_tmp)
+	if (tar_tmp) {
 		remove_tree(tar_tmp, tar_dir.data);
+		isq_uqff_stage_forget();
+	}
 	if (rc)
 		isq_die("%s", isq_errbuf_msg(&e));
 	double secs = isq_now() - t0;
@@ -555,6 +576,8 @@ int main(int argc, char **argv)
 {
 	struct isq_strlist pos = ISQ_STRLIST_INIT;
 	isq_tool_parse(&cmd, argc, argv, &pos);
+	/* a signal also removes the UQFF staging directory, then the temporaries (io.c) */
+	isq_uqff_install_signal_handlers();
 	isq_set_verbosity(1 - opt_quiet + opt_verbose);
 	if (pos.n)
 		isq_tool_usage_error(&cmd, "unexpected argument '%s'", pos.items[0]);

@@ -5,12 +5,14 @@
 #include "tool.h"
 #include "uqff.h"
 #include "imatrix-collect.h"
+#include "topology.h"
 #include "tune.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <strings.h>
 #include <unistd.h>
@@ -21,6 +23,8 @@ static struct isq_strlist opt_tensor_types = ISQ_STRLIST_INIT;
 static int opt_pure, opt_json, opt_force, opt_quiet, opt_verbose;
 static int64_t opt_threads;
 static char auto_type[32]; /* -t auto's choice, once made */
+static struct isq_topology *topology; /* --topology, parsed */
+static enum isq_organization organization;
 
 static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file, or archive"),
@@ -53,6 +57,21 @@ static const struct isq_cmd cmd = {
 		   "into a GGUF file that llama.cpp loads, streaming: the model is never held in memory.",
 	.opts = options,
 };
+
+/* Worker threads inherit a mask that blocks the interrupting signals, so the main thread
+ * handles them, and the UQFF writer can hold them off while it renames its staged files. */
+static struct isq_pool *pool_new(int n)
+{
+	sigset_t s, old;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &s, &old);
+	struct isq_pool *p = isq_pool_new(n);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return p;
+}
 
 static int gguf_sink(void *ctx, const void *data, size_t n)
 {
@@ -357,7 +376,8 @@ static int quantize_uqff(enum isq_target target)
 	int np = 0;
 	struct isq_plan_opts po = { .type = opt_type, .pure = opt_pure, .token_embd_type = opt_tok_type,
 				    .output_type = opt_out_type, .tensor_types = &opt_tensor_types,
-				    .format = ISQ_FORMAT_UQFF, .target = target };
+				    .format = ISQ_FORMAT_UQFF, .target = target, .topology = topology,
+				    .organization = organization };
 	int rc = isq_uqff_plans_build(&m, &po, plans, &np, &e);
 	if (rc == ISQ_EINVAL && strstr(e.msg, "unknown type"))
 		isq_tool_usage_error(&cmd, "%s", e.msg);
@@ -369,7 +389,7 @@ static int quantize_uqff(enum isq_target target)
 				isq_info("tensor '%s': %s -> %s: %s", plans[k].entries[i].name,
 					 isq_type_name(plans[k].entries[i].requested), isq_type_name(plans[k].entries[i].type),
 					 plans[k].entries[i].fallback);
-	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t total = 0;
@@ -412,6 +432,7 @@ static int quantize_uqff(enum isq_target target)
 	isq_imatrix_release(&im);
 	isq_model_release(&m);
 	isq_strlist_release(&opt_tensor_types);
+	isq_topology_free(topology);
 	return isq_tool_exit(0);
 }
 
@@ -419,6 +440,8 @@ int main(int argc, char **argv)
 {
 	struct isq_strlist pos = ISQ_STRLIST_INIT;
 	isq_tool_parse(&cmd, argc, argv, &pos);
+	/* a signal also removes the UQFF staging directory, then the temporaries (io.c) */
+	isq_uqff_install_signal_handlers();
 	isq_set_verbosity(1 - opt_quiet + opt_verbose);
 	if (pos.n)
 		isq_tool_usage_error(&cmd, "unexpected argument '%s'", pos.items[0]);
@@ -448,12 +471,23 @@ int main(int argc, char **argv)
 		isq_tool_usage_error(&cmd, "refusing to write binary output to a terminal (use --force)");
 	if (format == ISQ_FORMAT_UQFF && !strcmp(opt_output, "-"))
 		isq_tool_usage_error(&cmd, "a UQFF output is a directory, not standard output");
-	if (format == ISQ_FORMAT_UQFF && !opt_topology && !opt_org) {
+	if (opt_org) {
+		if (!strcmp(opt_org, "moqe"))
+			organization = ISQ_ORG_MOQE;
+		else if (strcmp(opt_org, "default"))
+			isq_tool_usage_error(&cmd, "unknown organization '%s' (default, moqe)", opt_org);
+	}
+	if (opt_topology) {
+		/* a bad topology is bad input (exit 1), with the file's line: "topo.yml:7: unknown key 'isqq'" */
+		struct isq_errbuf te = { 0 };
+		isq_types_init();
+		if (isq_topology_load(&topology, opt_topology, target, &te))
+			isq_die("%s", isq_errbuf_msg(&te));
+	}
+	if (format == ISQ_FORMAT_UQFF) {
 		isq_strlist_release(&pos);
 		return quantize_uqff(target);
 	}
-	if (opt_topology || opt_org)
-		isq_die("--topology and --organization are not implemented yet");
 
 	/* a closed pipe is reported as an error, not a silent death by SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
@@ -485,7 +519,7 @@ int main(int argc, char **argv)
 	struct isq_plan plan;
 	struct isq_plan_opts po = { .type = opt_type, .pure = opt_pure, .token_embd_type = opt_tok_type,
 				    .output_type = opt_out_type, .tensor_types = &opt_tensor_types, .format = format,
-				    .target = target };
+				    .target = target, .topology = topology, .organization = organization };
 	int rc = isq_plan_build(&m, &po, &plan, &e);
 	if (rc == ISQ_EINVAL && strstr(e.msg, "unknown type"))
 		isq_tool_usage_error(&cmd, "%s", e.msg);
@@ -529,7 +563,7 @@ int main(int argc, char **argv)
 	if (!m.streamed && isq_gguf_writer_begin(w, &out))
 		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
 
-	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t src_total = 0;
@@ -620,5 +654,6 @@ int main(int argc, char **argv)
 	isq_model_release(&m);
 	isq_strlist_release(&pos);
 	isq_strlist_release(&opt_tensor_types);
+	isq_topology_free(topology);
 	return isq_tool_exit(0);
 }

@@ -323,3 +323,144 @@ run isq-quantize -q -m moe-bias -t q8_0 -o moe-bias.gguf
 expect_exit 0
 expect_file moe-bias.gguf
 end
+
+# types FILE [QUANT]: "name type" per line for the tensors of a GGUF or the layers of a UQFF directory's set QUANT.
+types() {
+	if [ -d "$1" ]; then
+		isq-inspect --json "$1" | jq -r --arg q "${2:-}" '.sets[] | select($q == "" or .quant == $q) | .layers[] | "\(.key) \(.stored)"'
+	else
+		isq-inspect --json "$1" | jq -r '.tensors[] | "\(.name) \(.type)"'
+	fi
+}
+
+begin "quantize --topology: ranges are half-open, larger end wins, regex before ranges, GGUF and UQFF"
+run isq-genmodel -q --hidden 256 --intermediate 512 --layers 4 --untied -o g
+cat > "$W/topo.yml" << 'YML'
+# mistral.rs's topology: layers 0 and 1 at q8_0, layer 1 at q6_k (same end, declared later)
+0-2:
+  isq: q8_0
+  device: cuda[0]
+1:
+  isq: q6k
+'/mlp\.down_proj/':
+  isq: q4_0
+'/lm_head/':
+  isq: Q5K
+3-4:
+  device: cpu
+YML
+run isq-quantize -q -m g -t q4_k --topology topo.yml -o t.gguf
+expect_exit 0
+types "$W/t.gguf" > "$W/t.txt"
+for want in "blk.0.attn_q.weight q8_0" "blk.1.attn_q.weight q6_k" "blk.2.attn_q.weight q4_k" \
+	"blk.3.attn_q.weight q4_k" "blk.0.ffn_down.weight q4_0" "blk.3.ffn_down.weight q4_0" \
+	"output.weight q5_k" "token_embd.weight q6_k" "blk.0.attn_norm.weight f32"; do
+	grep -qx "$want" "$W/t.txt" || _note "GGUF: no '$want' in: $(tr '\n' ' ' < "$W/t.txt")"
+done
+# the same pins in UQFF, and in both variants of a shorthand
+run isq-quantize -q -m g -t 4 --topology topo.yml -o u/
+expect_exit 0
+types "$W/u" q4k > "$W/u.txt"
+for want in "model.layers.0.self_attn.q_proj q8_0" "model.layers.1.self_attn.q_proj q6k" \
+	"model.layers.2.self_attn.q_proj q4k" "model.layers.0.mlp.down_proj q4_0" "lm_head q5k"; do
+	grep -qx "$want" "$W/u.txt" || _note "UQFF: no '$want' in: $(tr '\n' ' ' < "$W/u.txt")"
+done
+isq-inspect --json "$W/u" | jq -e '[.sets[] | select(.quant == "afq4") | .layers[] | select(.key == "model.layers.0.self_attn.q_proj") | .stored] == ["q8_0"]' > /dev/null ||
+	_note "the afq4 variant does not keep the pin"
+run isq-pack-uqff --verify u
+expect_exit 0
+# without the topology, layer 0 is q4_k: the file changed because of it
+run isq-quantize -q -m g -t q4_k -o plain.gguf
+types "$W/plain.gguf" | grep -qx "blk.0.attn_q.weight q4_k" || _note "default type is not q4_k"
+end
+
+begin "quantize --topology: --tensor-type wins, --pure does not undo pins"
+run isq-genmodel -q --hidden 256 --intermediate 512 --layers 2 -o g
+printf '0-2:\n  isq: q8_0\n' > "$W/topo.yml"
+run isq-quantize -q -m g -t q4_k --pure --topology topo.yml --tensor-type 'blk\.1\.attn_v=q5_0' -o t.gguf
+expect_exit 0
+types "$W/t.gguf" > "$W/t.txt"
+grep -qx "blk.0.attn_v.weight q8_0" "$W/t.txt" || _note "pin lost under --pure"
+grep -qx "blk.1.attn_v.weight q5_0" "$W/t.txt" || _note "--tensor-type did not win over the topology"
+grep -qx "token_embd.weight q4_k" "$W/t.txt" || _note "--pure: the embedding was promoted"
+end
+
+begin "quantize --topology: a bad file is one line with its line number, exit 1, no output"
+run isq-genmodel -q --hidden 128 --intermediate 256 --layers 2 -o g
+check_topo() { # yaml, expected message
+	printf "$1" > "$W/topo.yml"
+	run isq-quantize -m g -t q8_0 --topology topo.yml -o bad.gguf
+	[ "$status" = 1 ] || _note "'$1': exit status $status, expected 1"
+	grep -qF -- "$2" "$W/.stderr" || _note "'$1': stderr lacks '$2': $(head -c 300 "$W/.stderr")"
+	[ "$(wc -l < "$W/.stderr")" -eq 1 ] || _note "'$1': stderr is not one line"
+	[ ! -e "$W/bad.gguf" ] || _note "'$1': output written"
+}
+check_topo '0-2:\n  isq: q8_0\n\n# pins\n\n3:\n  isqq: q4k\n' "isq-quantize: topo.yml:7: unknown key 'isqq'"
+check_topo '0-2:\n  isq: q8_0\n4-2:\n  isq: q4k\n' "topo.yml:3: layer range '4-2': the end must be greater than the start"
+check_topo '0-x:\n  isq: q8_0\n' "topo.yml:1: bad layer range '0-x'"
+check_topo "'/(attn/':\n  isq: q8_0\n" "topo.yml:1: bad regular expression '/(attn/'"
+check_topo '0-2:\n  isq: q9_k\n' "topo.yml:2: unknown type 'q9_k'"
+check_topo '0-2:\n  device: tpu[0]\n' "topo.yml:2: bad device 'tpu[0]'"
+check_topo '0-2:\n  isq: q8_0\n  - x\n' "topo.yml:"
+run isq-quantize -m g -t q8_0 --topology missing.yml -o bad.gguf
+expect_exit 1
+expect_stderr_contains "missing.yml"
+expect_no_file bad.gguf
+expect_no_temp
+end
+
+begin "quantize --organization moqe: experts quantized, the rest in the source dtype"
+run isq-genmodel -q --experts 4 --hidden 256 --intermediate 512 --layers 2 --untied --dtype f16 -o moe
+run isq-quantize -q -m moe -t q4_k --organization moqe -o m.gguf
+expect_exit 0
+types "$W/m.gguf" > "$W/m.txt"
+grep -q '_exps.weight q4_k$' "$W/m.txt" || _note "no expert at q4_k"
+[ "$(grep '_exps' "$W/m.txt" | grep -vc ' q4_k$')" = 0 ] || _note "an expert is not q4_k"
+for want in "blk.0.attn_q.weight f16" "token_embd.weight f16" "output.weight f16" "blk.1.ffn_gate_inp.weight f32"; do
+	grep -qx "$want" "$W/m.txt" || _note "GGUF: no '$want' in: $(tr '\n' ' ' < "$W/m.txt")"
+done
+run isq-quantize -q -m moe -t q4_k --organization moqe -o mu/
+expect_exit 0
+types "$W/mu" > "$W/mu.txt"
+grep -qx "model.layers.0.block_sparse_moe.experts.gate_proj q4k" "$W/mu.txt" || _note "UQFF expert not q4k"
+for k in model.layers.0.self_attn.q_proj lm_head model.embed_tokens; do
+	grep -qx "$k unquant" "$W/mu.txt" || _note "UQFF: $k is not an Unquant entry"
+done
+run jq -e '.outputs[0].actual_counts == {"q4k": 6, "unquant": 10} and .outputs[0].fallback_count == 0' mu/uqff_report.json
+expect_exit 0
+run isq-pack-uqff --verify mu
+expect_exit 0
+# a topology pin still quantizes a non-expert layer
+printf "'/self_attn\\\\.q_proj/':\n  isq: q8_0\n" > "$W/topo.yml"
+run isq-quantize -q -m moe -t q4_k --organization moqe --topology topo.yml -o mt.gguf
+expect_exit 0
+types "$W/mt.gguf" | grep -qx "blk.0.attn_q.weight q8_0" || _note "moqe: the pin on q_proj was ignored"
+# a dense model has no experts: an error, no output; an unknown organization is a usage error
+run isq-genmodel -q --hidden 128 --intermediate 256 --layers 2 -o dense
+run isq-quantize -m dense -t q4_k --organization moqe -o d.gguf
+expect_exit 1
+expect_stderr_contains "no MoE expert weights"
+expect_stderr_lines 1
+expect_no_file d.gguf
+run isq-quantize -m moe -t q4_k --organization experts -o d.gguf
+expect_exit 2
+expect_stderr_contains "unknown organization 'experts'"
+end
+
+begin "quantize: SIGTERM during a GGUF write leaves no temporary file"
+run isq-genmodel -q --hidden 512 --intermediate 2048 --layers 8 -o big
+(cd "$W" && exec isq-quantize -q -m big -t iq4_nl --threads 1 -o big.gguf) &
+pid=$!
+i=0
+while [ $i -lt 200 ] && [ -z "$(find "$W" -maxdepth 1 -name '.big.gguf.*' 2> /dev/null)" ] && kill -0 $pid 2> /dev/null; do
+	sleep 0.05
+	i=$((i + 1))
+done
+[ -n "$(find "$W" -maxdepth 1 -name '.big.gguf.*')" ] || _note "never saw the temporary file (the write ended first?)"
+kill -TERM $pid 2> /dev/null
+{ wait $pid; } 2> /dev/null
+st=$?
+[ "$st" -gt 128 ] || _note "exit status $st, expected death by the signal"
+expect_no_file big.gguf
+expect_no_temp
+end

@@ -274,3 +274,74 @@ expect_exit 0
 run isq-pack-uqff -m g -t q8_0 --tar -o g.zip
 expect_exit 2
 end
+
+begin "pack-uqff --verify: a shard set missing from uqff_report.json, and a reported shard missing on disk"
+gen g --hidden 128 --intermediate 256 --layers 2
+run isq-pack-uqff -q -m g -t q8_0 -o o
+expect_exit 0
+run isq-pack-uqff -q -m g -t q6_k -o other
+expect_exit 0
+check_bad() { # what was broken, the expected message
+	run isq-pack-uqff --verify bad
+	[ "$status" = 1 ] || _note "$1: exit status $status, expected 1"
+	grep -qF -- "$2" "$W/.stderr" || _note "$1: stderr lacks '$2': $(head -c 300 "$W/.stderr")"
+	[ "$(wc -l < "$W/.stderr")" -eq 1 ] || _note "$1: stderr is not one line"
+}
+# a valid set on disk (left over from another run) that the report does not list
+rm -rf "$W/bad" && cp -r "$W/o" "$W/bad" && cp "$W/other/q6k-0.uqff" "$W/bad/"
+check_bad "unreported set" "shard set 'q6k' (q6k-0.uqff) is not in the report"
+# the reverse: the report lists a shard that is not there
+rm -rf "$W/bad" && cp -r "$W/o" "$W/bad"
+jq '.outputs[0].shards += ["q8_0-1.uqff"]' "$W/o/uqff_report.json" > "$W/bad/uqff_report.json"
+check_bad "reported, absent" "shard 'q8_0-1.uqff' is missing"
+# a whole output listed that is not on disk
+rm -rf "$W/bad" && cp -r "$W/o" "$W/bad"
+jq '.outputs += [{"quant": "q6k", "shards": ["q6k-0.uqff"], "layers": 16}]' "$W/o/uqff_report.json" > "$W/bad/uqff_report.json"
+check_bad "reported output absent" "output 'q6k': shard 'q6k-0.uqff' is missing"
+# with both sets reported, the directory is fine again
+rm -rf "$W/bad" && cp -r "$W/o" "$W/bad" && cp "$W/other/q6k-0.uqff" "$W/bad/"
+jq --slurpfile b "$W/other/uqff_report.json" '.outputs += $b[0].outputs' "$W/o/uqff_report.json" > "$W/bad/uqff_report.json"
+run isq-pack-uqff --verify bad
+expect_exit 0
+end
+
+# interrupt NAME SIGNAL PATTERN CMD...: start CMD in $W in the background, wait until a file
+# matching PATTERN appears in $W, send SIGNAL, and check the process died by it.
+interrupt() {
+	sig=$2
+	pat=$3
+	shift 3
+	(cd "$W" && exec "$@") &
+	pid=$!
+	i=0
+	while [ $i -lt 200 ] && [ -z "$(find "$W" -maxdepth 2 -name "$pat" 2> /dev/null)" ] && kill -0 $pid 2> /dev/null; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ -n "$(find "$W" -maxdepth 2 -name "$pat")" ] || _note "never saw $pat (the write ended first?)"
+	sleep 0.2 # into the shards
+	kill -$sig $pid 2> /dev/null
+	{ wait $pid; } 2> /dev/null
+	st=$?
+	[ "$st" -gt 128 ] || _note "$sig: exit status $st, expected death by the signal"
+}
+
+begin "a signal during a UQFF write leaves no staging directory behind"
+gen big --hidden 512 --intermediate 2048 --layers 8
+# isq-quantize into a new directory: the staging directory is .out.XXXXXX beside it
+interrupt quantize TERM '.out.*' isq-quantize -q -m big -t hqq4 --threads 1 -o out/
+expect_no_file out
+[ -z "$(ls -A "$W" | grep '^\.' | grep -v '^\.std')" ] || _note "quantize: hidden leftovers: $(ls -A "$W")"
+# into an existing directory: staging inside it, the old contents untouched
+mkdir -p "$W/keep" && echo x > "$W/keep/notes.txt"
+interrupt quantize-existing HUP '.isq-uqff.*' isq-pack-uqff -q -m big -t hqq4 --threads 1 -o keep
+[ "$(ls -A "$W/keep")" = notes.txt ] || _note "pack-uqff: the existing directory holds: $(ls -A "$W/keep")"
+# --tar: the whole temporary tree; SIGINT needs a default disposition (background jobs ignore it)
+if env --default-signal=INT true 2> /dev/null; then
+	interrupt tar INT '.big.tar.*' env --default-signal=INT isq-pack-uqff -q -m big -t hqq4 --threads 1 --tar -o big.tar
+else
+	interrupt tar TERM '.big.tar.*' isq-pack-uqff -q -m big -t hqq4 --threads 1 --tar -o big.tar
+fi
+expect_no_file big.tar
+[ -z "$(ls -A "$W" | grep '^\.' | grep -v '^\.std')" ] || _note "tar: hidden leftovers: $(ls -A "$W")"
+end
