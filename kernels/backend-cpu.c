@@ -4,7 +4,10 @@
  */
 #include "backend.h"
 #include "fp.h"
+#include "cpu.h"
 #include "gemm.h"
+#include "repack.h"
+#include "sgemm.h"
 #include "thread.h"
 
 #include <math.h>
@@ -18,9 +21,18 @@ struct cpu {
 	/* per worker: attention scores (n_ctx) and a dequantized K/V row */
 	float *scratch;
 	size_t scratch_per_worker;
+	/* per worker: 16 weight rows widened to F32, then transposed into a panel */
+	float *tiles;
+	size_t tile_per_worker;
+	/* per token: 8 * code sums of the Q8_0 activation blocks (Q4_0x8 weights) */
+	int32_t *xsums;
+	size_t xsums_cap;
 	int n_tok_max;
 	int64_t max_cols, n_ctx;
+	int repack; /* rearrange weights at load (ISQ_NO_REPACK=1 turns it off, for comparisons) */
 };
+
+enum { LAYOUT_ROWS, LAYOUT_Q4_0X8, LAYOUT_Q8_0X8 };
 
 static struct cpu *cpu_of(struct isq_backend *be)
 {
@@ -29,6 +41,17 @@ static struct cpu *cpu_of(struct isq_backend *be)
 
 /* Below this many multiply-adds a job costs less than waking the workers. */
 #define PARALLEL_MIN_WORK 65536
+
+/*
+ * Prompts of at least SGEMM_MIN_TOK tokens multiply in F32 (sgemm.h): 16
+ * weight rows at a time are widened to F32 and transposed into a panel that
+ * every token of the batch passes over while it is in cache.  Decoding the
+ * weights once per batch instead of once per token is what makes prompts
+ * fast; OpenBLAS's sgemm measured 2-4x slower than these panels on this
+ * shape (few tokens, long rows) and would not give per-lane determinism.
+ */
+#define SGEMM_MIN_TOK 16
+#define SGEMM_TILE 16
 
 static int cpu_reserve(struct isq_backend *be, int n_tok, int64_t max_cols, int64_t n_ctx, struct isq_errbuf *e)
 {
@@ -55,6 +78,26 @@ static int cpu_reserve(struct isq_backend *be, int n_tok, int64_t max_cols, int6
 		free(c->scratch);
 		c->scratch = p;
 		c->scratch_per_worker = per;
+	}
+	size_t ns = (size_t)n_tok * (size_t)(max_cols / 32 + 1);
+	if (ns > c->xsums_cap) {
+		int32_t *p = isq_mallocarray(ns, sizeof(int32_t));
+		if (!p)
+			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory for activation sums");
+		free(c->xsums);
+		c->xsums = p;
+		c->xsums_cap = ns;
+	}
+	/* the rows, then their panel */
+	size_t tile = 2 * (size_t)SGEMM_TILE * (size_t)max_cols + 16;
+	if (n_tok >= SGEMM_MIN_TOK && tile > c->tile_per_worker) {
+		float *p = NULL;
+		if (posix_memalign((void **)&p, 64, tile * sizeof(float) * (size_t)c->n_threads))
+			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory for %zu weight rows in F32",
+					      tile * (size_t)c->n_threads);
+		free(c->tiles);
+		c->tiles = p;
+		c->tile_per_worker = tile;
 	}
 	c->n_tok_max = n_tok;
 	c->max_cols = max_cols;
@@ -102,13 +145,51 @@ static int cpu_weight_load(struct isq_backend *be, const struct isq_fw_tensor *h
 		return isq_errbuf_set(e, ISQ_EUNSUPPORTED, "rows of %lld elements do not fit %s blocks",
 				      (long long)host->cols, isq_type_name(host->type));
 	*dev = *host;
+	dev->layout = LAYOUT_ROWS;
+	/*
+	 * Q4_0 and Q8_0 in groups of eight rows: the matrix-vector product then
+	 * decodes eight rows per activation load (llama.cpp repacks the same
+	 * way).  The copy costs the tensor's size in memory once; the mapped
+	 * file's pages are no longer touched.
+	 */
+	int q4 = host->type == ISQ_TYPE_Q4_0, q8 = host->type == ISQ_TYPE_Q8_0;
+	if (cpu_of(be)->repack && (q4 || q8) && host->rows % 8 == 0 && host->rows > 0) {
+		int64_t nb = host->cols / 32;
+		size_t group = q4 ? ISQ_Q4_0X8_GROUP_BYTES(nb) : ISQ_Q8_0X8_GROUP_BYTES(nb);
+		void *p = NULL;
+		if (posix_memalign(&p, 64, group * (size_t)(host->rows / 8)))
+			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory repacking a %lld x %lld %s matrix",
+					      (long long)host->rows, (long long)host->cols, isq_type_name(host->type));
+		if (q4)
+			isq_repack_q4_0x8(host->data, host->row_bytes, host->rows, nb, p);
+		else
+			isq_repack_q8_0x8(host->data, host->row_bytes, host->rows, nb, p);
+		dev->data = p;
+		dev->layout = q4 ? LAYOUT_Q4_0X8 : LAYOUT_Q8_0X8;
+	}
 	return 0;
 }
 
 static void cpu_weight_unload(struct isq_backend *be, struct isq_fw_tensor *dev)
 {
 	(void)be;
+	if (dev->layout != LAYOUT_ROWS)
+		free((void *)(uintptr_t)dev->data);
 	memset(dev, 0, sizeof(*dev));
+}
+
+/* Row r of w in its file layout: w's own memory, or TMP (row_bytes) rebuilt from a repacked matrix. */
+static const uint8_t *weight_row(const struct isq_fw_tensor *w, int64_t r, void *tmp)
+{
+	if (w->layout == LAYOUT_Q4_0X8) {
+		isq_unpack_q4_0x8_row(w->data, w->cols / 32, r, tmp);
+		return tmp;
+	}
+	if (w->layout == LAYOUT_Q8_0X8) {
+		isq_unpack_q8_0x8_row(w->data, w->cols / 32, r, tmp);
+		return tmp;
+	}
+	return (const uint8_t *)w->data + (size_t)r * w->row_bytes;
 }
 
 static void cpu_get_rows(struct isq_backend *be, const struct isq_fw_tensor *w, const int32_t *ids, int n,
@@ -116,11 +197,13 @@ static void cpu_get_rows(struct isq_backend *be, const struct isq_fw_tensor *w, 
 {
 	(void)be;
 	const struct isq_type_traits *tt = isq_type_traits(w->type);
+	void *tmp = w->layout != LAYOUT_ROWS ? malloc(w->row_bytes) : NULL;
+	ISQ_ASSERT(w->layout == LAYOUT_ROWS || tmp);
 	for (int i = 0; i < n; i++) {
 		ISQ_ASSERT(ids[i] >= 0 && ids[i] < w->rows);
-		tt->dequantize((const uint8_t *)w->data + (size_t)ids[i] * w->row_bytes, out + (size_t)i * w->cols,
-			       w->cols);
+		tt->dequantize(weight_row(w, ids[i], tmp), out + (size_t)i * w->cols, w->cols);
 	}
+	free(tmp);
 }
 
 static void cpu_rms_norm(struct isq_backend *be, const float *x, const float *w, float *y, int64_t n, int64_t rows,
@@ -194,11 +277,91 @@ static void mm_rows(void *ctx, int64_t b, int64_t e, int worker)
 	}
 }
 
+/* One panel of SGEMM_TILE weight rows for every token: Y[:, rows] = X W[rows]^T. */
+static void mm_panels(void *ctx, int64_t b, int64_t e, int worker)
+{
+	struct mm_job *j = ctx;
+	const struct isq_fw_tensor *w = j->w;
+	const struct isq_type_traits *tt = isq_type_traits(w->type);
+	int64_t k = w->cols;
+	float *rows = j->c->tiles + (size_t)worker * j->c->tile_per_worker;
+	/* 32-byte alignment for the panel's aligned loads */
+	float *panel = (float *)(((uintptr_t)(rows + (size_t)SGEMM_TILE * k) + 31) & ~(uintptr_t)31);
+	for (int64_t q = b; q < e; q++) {
+		int64_t r0 = q * SGEMM_TILE;
+		int nr = (int)ISQ_MIN((int64_t)SGEMM_TILE, w->rows - r0);
+		if (w->type == ISQ_TYPE_F32 && w->layout == LAYOUT_ROWS) {
+			const uint8_t *src = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+			isq_panel16_pack((const float *)(const void *)src, w->row_bytes / sizeof(float), nr, k, panel);
+		} else {
+			/* a repacked row is rebuilt in the panel's space, which the pack overwrites afterwards */
+			for (int r = 0; r < nr; r++)
+				tt->dequantize(weight_row(w, r0 + r, panel), rows + (size_t)r * k, k);
+			isq_panel16_pack(rows, (size_t)k, nr, k, panel);
+		}
+		isq_sgemm_panel16(k, j->n_tok, j->x, (size_t)k, panel, j->y + r0, (size_t)w->rows, nr);
+		for (int t = 0; j->bias && t < j->n_tok; t++)
+			for (int64_t r = r0; r < r0 + nr; r++)
+				j->y[(size_t)t * w->rows + r] += j->bias[r];
+	}
+}
+
+/* Rows [b, e) of an F32/F16/BF16 matrix for every token, activations kept in F32. */
+static void mm_wide(void *ctx, int64_t b, int64_t e, int worker)
+{
+	(void)worker;
+	struct mm_job *j = ctx;
+	const struct isq_fw_tensor *w = j->w;
+	for (int t = 0; t < j->n_tok; t++) {
+		float *y = j->y + (size_t)t * w->rows;
+		isq_gemv_wide(w->type, w->cols, (const uint8_t *)w->data + (size_t)b * w->row_bytes, w->row_bytes, e - b,
+			      j->x + (size_t)t * w->cols, y + b);
+		for (int64_t r = b; j->bias && r < e; r++)
+			y[r] += j->bias[r];
+	}
+}
+
+/* Groups [b, e) of a Q4_0x8 or Q8_0x8 matrix for every token (the group's codes stay in L1 across tokens). */
+static void mm_x8(void *ctx, int64_t b, int64_t e, int worker)
+{
+	(void)worker;
+	struct mm_job *j = ctx;
+	const struct isq_fw_tensor *w = j->w;
+	int64_t nb = w->cols / 32;
+	for (int t = 0; t < j->n_tok; t++) {
+		float *y = j->y + (size_t)t * w->rows;
+		if (w->layout == LAYOUT_Q4_0X8)
+			isq_gemv_q4_0x8(w->data, nb, b, e, j->xq + (size_t)t * j->xq_row, j->c->xsums + (size_t)t * nb,
+					y);
+		else
+			isq_gemv_q8_0x8(w->data, nb, b, e, j->xq + (size_t)t * j->xq_row, y);
+		for (int64_t r = 8 * b; j->bias && r < 8 * e; r++)
+			y[r] += j->bias[r];
+	}
+}
+
 static void cpu_matmul(struct isq_backend *be, const struct isq_fw_tensor *w, const float *bias, const float *x,
 		       float *y, int n_tok)
 {
 	struct cpu *c = cpu_of(be);
 	struct mm_job j = { .w = w, .tt = isq_type_traits(w->type), .bias = bias, .x = x, .y = y, .n_tok = n_tok, .c = c };
+	if (n_tok >= SGEMM_MIN_TOK && c->tiles) {
+		int64_t n_tiles = (w->rows + SGEMM_TILE - 1) / SGEMM_TILE;
+		isq_pool_for(c->pool, n_tiles, 1, mm_panels, &j);
+		return;
+	}
+	if (w->type == ISQ_TYPE_F32 || w->type == ISQ_TYPE_F16 || w->type == ISQ_TYPE_BF16) {
+		/*
+		 * Activations stay in F32: rounding them to F16 or BF16 (as ggml's
+		 * vec_dot_type does) costs agreement with the F32 original and
+		 * saves nothing, since the rows are widened on the fly anyway.
+		 */
+		struct isq_pool *pool = (int64_t)w->rows * w->cols * n_tok >= PARALLEL_MIN_WORK ? c->pool : NULL;
+		int nt = isq_pool_size(pool);
+		isq_pool_for(pool, w->rows, nt > 1 ? ISQ_MAX((int64_t)4, (w->rows / (16 * nt)) * 4) : w->rows,
+			     mm_wide, &j);
+		return;
+	}
 	/*
 	 * BF16 activations keep 8 bits of mantissa, which costs BF16 checkpoints
 	 * agreement with their F32 originals; widening the weights is exact.
@@ -213,6 +376,13 @@ static void cpu_matmul(struct isq_backend *be, const struct isq_fw_tensor *w, co
 	struct isq_pool *pool = (int64_t)w->rows * w->cols * n_tok >= PARALLEL_MIN_WORK ? c->pool : NULL;
 	isq_pool_for(n_tok > 1 ? pool : NULL, n_tok, 1, mm_quantize, &j);
 	int nt = isq_pool_size(pool);
+	if (w->layout != LAYOUT_ROWS) {
+		int64_t nb = w->cols / 32, groups = w->rows / 8;
+		for (int t = 0; w->layout == LAYOUT_Q4_0X8 && t < n_tok; t++)
+			isq_q8_0_block_sums(c->xq + (size_t)t * j.xq_row, nb, c->xsums + (size_t)t * nb);
+		isq_pool_for(pool, groups, nt > 1 ? ISQ_MAX((int64_t)1, groups / (4 * nt)) : groups, mm_x8, &j);
+		return;
+	}
 	/* a few chunks per thread balance uneven cores without much handout traffic */
 	int64_t grain = nt > 1 ? ISQ_MAX((int64_t)1, w->rows / (4 * nt)) : w->rows;
 	j.tiled = n_tok > 1 && isq_gemm_supported(w->type);
@@ -355,6 +525,8 @@ static void cpu_destroy(struct isq_backend *be)
 		isq_pool_free(c->pool);
 		free(c->xq);
 		free(c->scratch);
+		free(c->tiles);
+		free(c->xsums);
 		free(c);
 	}
 	free(be);
@@ -398,6 +570,8 @@ int isq_backend_cpu_new(int n_threads, struct isq_backend **out, struct isq_errb
 		return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory");
 	}
 	c->n_threads = isq_pool_size(c->pool);
+	const char *nr = getenv("ISQ_NO_REPACK");
+	c->repack = !(nr && *nr && strcmp(nr, "0"));
 	be->n_threads = c->n_threads;
 	*out = be;
 	return 0;

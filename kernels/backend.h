@@ -41,6 +41,12 @@ struct isq_fw_tensor {
 	int64_t rows, cols;
 	size_t row_bytes;
 	const void *data; /* host or device memory, depending on who made it */
+	/*
+	 * 0: rows as described.  Otherwise a backend's own arrangement of the
+	 * same values, made by its weight_load (the CPU's Q4_0x8 interleave,
+	 * kernels/cpu/repack.h); only that backend's operations read it.
+	 */
+	int layout;
 };
 
 /* The geometry of one attention call (see ops->attention). */

@@ -159,23 +159,38 @@ TEST(llamacpp_gguf_f32_matches_hf)
 	free(ref);
 }
 
-/* Batch splits, thread counts: the same logits bit for bit; an F16 cache: close. */
+/*
+ * Thread counts: the same logits bit for bit.  Batch splits: the same to
+ * rounding (batches of 16 tokens and more multiply in F32 panels, smaller
+ * ones through the dot products).  An F16 cache: close.
+ */
 TEST(batching_threads_and_kv_f16)
 {
 	int32_t ids[300];
 	if (read_ids(ids, 300) != N_REF + 1)
 		SKIP("../shared/" REF_DIR " not present");
 	float *a = run_model("models/stories260K-f32", ids, 100, 1, 100, ISQ_TYPE_F32);
+	float *a2 = run_model("models/stories260K-f32", ids, 100, 2, 100, ISQ_TYPE_F32);
 	float *b = run_model("models/stories260K-f32", ids, 100, 2, 7, ISQ_TYPE_F32);
+	float *b1 = run_model("models/stories260K-f32", ids, 100, 1, 7, ISQ_TYPE_F32);
 	float *c = run_model("models/stories260K-f32", ids, 100, 2, 1, ISQ_TYPE_F16);
-	if (a && b)
-		CHECK(memcmp(a, b, (size_t)100 * VOCAB * sizeof(float)) == 0);
+	if (a && a2)
+		CHECK(memcmp(a, a2, (size_t)100 * VOCAB * sizeof(float)) == 0);
+	if (b && b1)
+		CHECK(memcmp(b, b1, (size_t)100 * VOCAB * sizeof(float)) == 0);
+	if (a && b) {
+		double d = max_abs_diff(a, b, (size_t)100 * VOCAB);
+		printf("  batches of 100 vs 7: max abs logit difference %.3g\n", d);
+		CHECK_MSG(d < 1e-4, "batches of 100 vs 7: max abs difference %g", d);
+	}
 	if (a && c) {
 		double d = max_abs_diff(a, c, (size_t)100 * VOCAB);
 		CHECK_MSG(d < 0.05 && d > 0, "F16 cache: max abs difference %g", d);
 	}
 	free(a);
+	free(a2);
 	free(b);
+	free(b1);
 	free(c);
 }
 
@@ -197,11 +212,12 @@ TEST(incremental_equals_batch)
 	CHECK(isq_fw_new(&fw, &w.fw, be, &p, &e) == 0);
 	float row[VOCAB];
 	if (fw && all) {
+		/* the batch of 64 multiplies in F32 panels, these smaller ones through dot products: rounding apart */
 		CHECK(isq_fw_eval(fw, ids, 10, 0, row, 0, &e) == 0);
-		CHECK(memcmp(row, all + 9 * VOCAB, sizeof(row)) == 0);
+		CHECK(max_abs_diff(row, all + 9 * VOCAB, VOCAB) < 1e-4);
 		for (int i = 10; i < 40; i++) {
 			CHECK(isq_fw_eval(fw, ids + i, 1, i, row, 0, &e) == 0);
-			CHECK_MSG(max_abs_diff(row, all + (size_t)i * VOCAB, VOCAB) < 1e-5, "position %d", i);
+			CHECK_MSG(max_abs_diff(row, all + (size_t)i * VOCAB, VOCAB) < 1e-4, "position %d", i);
 		}
 		CHECK(isq_fw_eval(fw, ids, 1, 40, row, 0, &e) == ISQ_EINVAL);
 		int32_t bad = VOCAB;

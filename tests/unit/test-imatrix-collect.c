@@ -37,7 +37,7 @@ static struct isq_fw_tensor toy_mat(struct toy *t, int64_t rows, int64_t cols)
 {
 	float scale = 1.0f / sqrtf((float)cols) * 1.7f;
 	struct isq_fw_tensor m = { ISQ_TYPE_F32, rows, cols, (size_t)cols * sizeof(float),
-				   toy_vec(t, rows * cols, 0, scale) };
+				   toy_vec(t, rows * cols, 0, scale), 0 };
 	return m;
 }
 

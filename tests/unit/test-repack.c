@@ -1,0 +1,285 @@
+/*
+ * test-repack - the CPU's prompt and generation kernels: the F32 panels
+ * (sgemm.h) and the Q4_0x8 repacked matrix-vector product (repack.h).  The
+ * AVX2 kernels must give the portable references' bits; the references must
+ * agree with plain dot products to rounding.
+ */
+#include "backend.h"
+#include "blocks.h"
+#include "cpu.h"
+#include "repack.h"
+#include "sgemm.h"
+#include "test.h"
+#include "fp.h"
+#include "types.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t next(void)
+{
+	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rng >> 33);
+}
+
+static float frand(void)
+{
+	return (float)((int)(next() % 20001) - 10000) / 10000.0f;
+}
+
+/* Random Q4_0 rows with finite, varied scales. */
+static uint8_t *random_q4_0(int64_t rows, int64_t nb)
+{
+	struct block_q4_0 *w = malloc((size_t)(rows * nb) * sizeof(*w));
+	for (int64_t i = 0; i < rows * nb; i++) {
+		w[i].d = (uint16_t)(0x1c00 + next() % 0x800);
+		for (int j = 0; j < 16; j++)
+			w[i].qs[j] = (uint8_t)next();
+	}
+	return (uint8_t *)w;
+}
+
+TEST(q4_0x8_unpacks_to_the_original_rows)
+{
+	enum { R = 24, NB = 5 };
+	uint8_t *w = random_q4_0(R, NB);
+	size_t rb = NB * sizeof(struct block_q4_0);
+	uint8_t *p = malloc(ISQ_Q4_0X8_GROUP_BYTES(NB) * (R / 8)), row[NB * sizeof(struct block_q4_0)];
+	isq_repack_q4_0x8(w, rb, R, NB, p);
+	for (int r = 0; r < R; r++) {
+		isq_unpack_q4_0x8_row(p, NB, r, row);
+		CHECK_MSG(memcmp(row, w + r * rb, rb) == 0, "row %d", r);
+	}
+	free(p);
+	free(w);
+}
+
+/* The repacked product: AVX2 == reference bit for bit, and both == vec_dot to rounding. */
+TEST(q4_0x8_gemv_matches_reference_and_vec_dot)
+{
+	isq_types_init();
+	const struct isq_type_traits *tt = isq_type_traits(ISQ_TYPE_Q4_0), *qt = isq_type_traits(ISQ_TYPE_Q8_0);
+	enum { R = 32, NB = 40, C = NB * 32 };
+	uint8_t *w = random_q4_0(R, NB);
+	size_t rb = NB * sizeof(struct block_q4_0);
+	uint8_t *p = malloc(ISQ_Q4_0X8_GROUP_BYTES(NB) * (R / 8));
+	isq_repack_q4_0x8(w, rb, R, NB, p);
+	float *x = malloc(C * sizeof(float)), y_ref[R], y[R];
+	for (int i = 0; i < C; i++)
+		x[i] = frand() * (i % 97 == 0 ? 8.0f : 1.0f);
+	/* extreme activations too: codes of +-127 in every block */
+	x[5] = 40.0f;
+	x[C - 3] = -40.0f;
+	uint8_t *xq = malloc(NB * sizeof(struct block_q8_0));
+	int32_t sums[NB];
+	qt->from_float(x, xq, C);
+	isq_q8_0_block_sums(xq, NB, sums);
+	isq_gemv_q4_0x8_ref(p, NB, 0, R / 8, xq, sums, y_ref);
+	for (int r = 0; r < R; r++) {
+		float d;
+		tt->vec_dot_ref(C, &d, w + r * rb, xq);
+		CHECK_MSG(fabsf(d - y_ref[r]) <= 1e-5f * (1.0f + fabsf(d)), "row %d: %g vs vec_dot %g", r, y_ref[r], d);
+	}
+	if (isq_cpu_has_avx2()) {
+		memset(y, 0, sizeof(y));
+		/* two calls over group ranges: the split must not matter */
+		isq_gemv_q4_0x8_avx2(p, NB, 0, 1, xq, sums, y);
+		isq_gemv_q4_0x8_avx2(p, NB, 1, R / 8, xq, sums, y);
+		CHECK(memcmp(y, y_ref, sizeof(y)) == 0);
+	} else {
+		printf("  (no AVX2: reference path only)\n");
+	}
+	free(xq);
+	free(x);
+	free(p);
+	free(w);
+}
+
+/* Panels: AVX2 == scalar FMA chain bit for bit for every token count, row count and length. */
+TEST(sgemm_panels_match_reference)
+{
+	int ks[] = { 1, 7, 8, 9, 64, 133 };
+	int checked = 0;
+	for (size_t ki = 0; ki < ISQ_ARRAY_SIZE(ks); ki++) {
+		int k = ks[ki];
+		for (int nr = 1; nr <= 16; nr += 5) {
+			for (int nt = 1; nt <= 14; nt += 3) {
+				float *rows = malloc(sizeof(float) * 16 * (size_t)k);
+				float *x = malloc(sizeof(float) * (size_t)nt * (size_t)k);
+				float *panel = aligned_alloc(32, sizeof(float) * 16 * (size_t)((k + 7) / 8 * 8));
+				float y[14 * 16], z[14 * 16];
+				for (int i = 0; i < 16 * k; i++)
+					rows[i] = frand();
+				for (int i = 0; i < nt * k; i++)
+					x[i] = frand();
+				isq_panel16_pack(rows, (size_t)k, nr, k, panel);
+				/* the reference: a plain in-order fmaf chain per output */
+				for (int t = 0; t < nt; t++)
+					for (int r = 0; r < nr; r++) {
+						float s = 0;
+						for (int i = 0; i < k; i++)
+							s = fmaf(x[t * k + i], rows[r * k + i], s);
+						y[t * 16 + r] = s;
+					}
+				memset(z, 0, sizeof(z));
+				isq_sgemm_panel16(k, nt, x, (size_t)k, panel, z, 16, nr);
+				for (int t = 0; t < nt; t++)
+					CHECK_MSG(memcmp(y + t * 16, z + t * 16, (size_t)nr * sizeof(float)) == 0,
+						  "k %d, %d rows, %d tokens, token %d", k, nr, nt, t);
+				checked++;
+				free(panel);
+				free(x);
+				free(rows);
+			}
+		}
+	}
+	CHECK(checked == 6 * 4 * 5);
+}
+
+/* Through the backend: a repacked matrix gives the unrepacked one's products to rounding, for 1..20 tokens. */
+static void backend_repacked_matches_rows(enum isq_type type)
+{
+	enum { R = 40, C = 256, T = 20 };
+	const struct isq_type_traits *tt = isq_type_traits(type);
+	uint8_t *w = random_q4_0(R * 2, C / 32); /* random bytes enough for either type */
+	for (int i = 0; i < R * C / 32; i++) /* finite scales */
+		memcpy(w + (size_t)i * tt->type_size, &(uint16_t){ (uint16_t)(0x1c00 + next() % 0x800) }, 2);
+	struct isq_fw_tensor host = { type, R, C, C / 32 * tt->type_size, w, 0 };
+	struct isq_backend *be[2] = { 0 };
+	struct isq_fw_tensor dev[2];
+	struct isq_errbuf e = { 0 };
+	float *x = malloc(sizeof(float) * T * C), *y[2];
+	for (int i = 0; i < T * C; i++)
+		x[i] = frand();
+	for (int k = 0; k < 2; k++) {
+		setenv("ISQ_NO_REPACK", k ? "0" : "1", 1);
+		CHECK(isq_backend_new("cpu", 2, &be[k], &e) == 0);
+		CHECK(be[k]->ops->reserve(be[k], T, C, 8, &e) == 0);
+		CHECK(be[k]->ops->weight_load(be[k], &host, &dev[k], &e) == 0);
+		y[k] = malloc(sizeof(float) * T * R);
+	}
+	unsetenv("ISQ_NO_REPACK");
+	CHECK(dev[0].layout == 0 && dev[1].layout != 0);
+	for (int nt = 1; nt <= T; nt += 3) {
+		for (int k = 0; k < 2; k++)
+			be[k]->ops->matmul(be[k], &dev[k], NULL, x, y[k], nt);
+		for (int i = 0; i < nt * R; i++)
+			CHECK_MSG(fabsf(y[0][i] - y[1][i]) <= 2e-5f * (1.0f + fabsf(y[0][i])), "%d tokens, output %d: %g vs %g",
+				  nt, i, y[0][i], y[1][i]);
+	}
+	/* rows read back (embedding lookups) are the file's rows */
+	int32_t ids[3] = { 0, 17, 39 };
+	float a[3 * C], b[3 * C];
+	be[0]->ops->get_rows(be[0], &dev[0], ids, 3, a);
+	be[1]->ops->get_rows(be[1], &dev[1], ids, 3, b);
+	CHECK(memcmp(a, b, sizeof(a)) == 0);
+	for (int k = 0; k < 2; k++) {
+		be[k]->ops->weight_unload(be[k], &dev[k]);
+		isq_backend_free(be[k]);
+		free(y[k]);
+	}
+	free(x);
+	free(w);
+}
+
+TEST(backend_q4_0_repacked_matches_rows)
+{
+	backend_repacked_matches_rows(ISQ_TYPE_Q4_0);
+}
+
+TEST(backend_q8_0_repacked_matches_rows)
+{
+	backend_repacked_matches_rows(ISQ_TYPE_Q8_0);
+}
+
+/* F32/F16/BF16 rows times F32 activations: AVX2 == reference bit for bit, any row count and length. */
+TEST(gemv_wide_matches_reference)
+{
+	int types[] = { ISQ_TYPE_F32, ISQ_TYPE_F16, ISQ_TYPE_BF16 };
+	int ks[] = { 3, 8, 29, 256 };
+	for (size_t ti = 0; ti < ISQ_ARRAY_SIZE(types); ti++)
+		for (size_t ki = 0; ki < ISQ_ARRAY_SIZE(ks); ki++) {
+			int k = ks[ki], nr = 11;
+			size_t es = types[ti] == ISQ_TYPE_F32 ? 4 : 2, rb = (size_t)k * es;
+			uint8_t *w = malloc(rb * (size_t)nr);
+			float *x = malloc(sizeof(float) * (size_t)k), y[11], z[11];
+			for (int i = 0; i < nr * k; i++) {
+				float f = frand();
+				if (es == 4)
+					memcpy(w + 4 * (size_t)i, &f, 4);
+				else if (types[ti] == ISQ_TYPE_F16)
+					isq_fp32_to_fp16_row(&f, (uint16_t *)(void *)(w + 2 * (size_t)i), 1);
+				else {
+					uint32_t u;
+					memcpy(&u, &f, 4);
+					uint16_t h = (uint16_t)(u >> 16);
+					memcpy(w + 2 * (size_t)i, &h, 2);
+				}
+			}
+			for (int i = 0; i < k; i++)
+				x[i] = frand();
+			isq_gemv_wide_ref(types[ti], k, w, rb, nr, x, y);
+			CHECK(isq_gemv_wide(types[ti], k, w, rb, nr, x, z) == 0);
+			CHECK_MSG(memcmp(y, z, sizeof(y)) == 0, "type %d, k %d", types[ti], k);
+			/* and a plain double dot to rounding */
+			for (int r = 0; r < nr; r++) {
+				double d = 0;
+				for (int i = 0; i < k; i++) {
+					float wf;
+					if (es == 4)
+						memcpy(&wf, w + (size_t)r * rb + 4 * (size_t)i, 4);
+					else if (types[ti] == ISQ_TYPE_F16)
+						wf = isq_fp16_to_fp32(isq_le16(w + (size_t)r * rb + 2 * (size_t)i));
+					else {
+						uint32_t u = (uint32_t)isq_le16(w + (size_t)r * rb + 2 * (size_t)i) << 16;
+						memcpy(&wf, &u, 4);
+					}
+					d += (double)wf * x[i];
+				}
+				CHECK_MSG(fabs(d - y[r]) < 1e-5 * (1 + fabs(d)), "row %d: %g vs %g", r, y[r], d);
+			}
+			CHECK(isq_gemv_wide(ISQ_TYPE_Q8_0, k, w, rb, nr, x, y) == -1);
+			free(x);
+			free(w);
+		}
+}
+
+/* Q8_0x8: the rows come back, AVX2 == reference bit for bit, reference == vec_dot to rounding, codes of -128 included. */
+TEST(q8_0x8_round_trip_and_gemv)
+{
+	isq_types_init();
+	const struct isq_type_traits *qt = isq_type_traits(ISQ_TYPE_Q8_0);
+	enum { R = 16, NB = 9, C = NB * 32 };
+	size_t rb = NB * sizeof(struct block_q8_0);
+	struct block_q8_0 *w = malloc(R * rb);
+	for (int i = 0; i < R * NB; i++) {
+		w[i].d = (uint16_t)(0x1c00 + next() % 0x800);
+		for (int j = 0; j < 32; j++)
+			w[i].qs[j] = (int8_t)next();
+		w[i].qs[i % 32] = -128; /* a file may hold it though our encoder never writes it */
+	}
+	uint8_t *p = malloc(ISQ_Q8_0X8_GROUP_BYTES(NB) * (R / 8)), row[NB * sizeof(struct block_q8_0)];
+	isq_repack_q8_0x8(w, rb, R, NB, p);
+	for (int r = 0; r < R; r++) {
+		isq_unpack_q8_0x8_row(p, NB, r, row);
+		CHECK_MSG(memcmp(row, (uint8_t *)w + r * rb, rb) == 0, "row %d", r);
+	}
+	float x[C], y_ref[R], y[R];
+	for (int i = 0; i < C; i++)
+		x[i] = frand();
+	x[3] = -9.0f; /* an activation code of -127 */
+	uint8_t xq[NB * sizeof(struct block_q8_0)];
+	qt->from_float(x, xq, C);
+	isq_gemv_q8_0x8_ref(p, NB, 0, R / 8, xq, y_ref);
+	for (int r = 0; r < R; r++) {
+		float d;
+		qt->vec_dot_ref(C, &d, (uint8_t *)w + r * rb, xq);
+		CHECK_MSG(fabsf(d - y_ref[r]) <= 1e-5f * (1.0f + fabsf(d)), "row %d: %g vs vec_dot %g", r, y_ref[r], d);
+	}
+	if (isq_cpu_has_avx2()) {
+		isq_gemv_q8_0x8_avx2(p, NB, 0, R / 8, xq, y);
+		CHECK(memcmp(y, y_ref, sizeof(y)) == 0);
+	} else {
+		printf("  (no AVX2: reference path only)\n");
+	}
+	free(p);
+	free(w);
+}
