@@ -3,6 +3,7 @@
  * kernels, libcommon's thread pool.
  */
 #include "backend.h"
+#include "attn.h"
 #include "fp.h"
 #include "cpu.h"
 #include "gemm.h"
@@ -428,23 +429,6 @@ static inline const float *kv_row(const void *cache, enum isq_type t, int64_t po
 	return tmp;
 }
 
-/*
- * Eight running sums summed in a fixed order: the compiler vectorizes it
- * without reassociating anything, so the result stays the same everywhere.
- */
-static inline float dot_f32(const float *a, const float *b, int n)
-{
-	float acc[8] = { 0 };
-	int i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int l = 0; l < 8; l++)
-			acc[l] += a[i + l] * b[i + l];
-	float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-	for (; i < n; i++)
-		s += a[i] * b[i];
-	return s;
-}
-
 static void attn_heads(void *ctx, int64_t b, int64_t e, int worker)
 {
 	struct attn_job *j = ctx;
@@ -455,6 +439,9 @@ static void attn_heads(void *ctx, int64_t b, int64_t e, int worker)
 	float *tmp = scores + j->c->n_ctx;
 	float scale = 1.0f / sqrtf((float)hd);
 	int group = s->n_head / s->n_head_kv;
+	int avx2 = isq_cpu_has_avx2();
+	float (*dot)(const float *, const float *, int) = avx2 ? isq_attn_dot_avx2 : isq_attn_dot_ref;
+	void (*axpy)(float *, float, const float *, int) = avx2 ? isq_attn_axpy_avx2 : isq_attn_axpy_ref;
 	for (int64_t th = b; th < e; th++) {
 		int t = (int)(th / s->n_head), h = (int)(th % s->n_head);
 		int64_t n_pos = s->pos0 + t + 1;
@@ -463,7 +450,7 @@ static void attn_heads(void *ctx, int64_t b, int64_t e, int worker)
 		float mx = -INFINITY;
 		for (int64_t p = 0; p < n_pos; p++) {
 			const float *k = kv_row(j->kc, s->kv_type, p, kv_stride, off, hd, tmp);
-			scores[p] = dot_f32(q, k, hd) * scale;
+			scores[p] = dot(q, k, hd) * scale;
 			mx = scores[p] > mx ? scores[p] : mx;
 		}
 		float sum = 0;
@@ -477,9 +464,7 @@ static void attn_heads(void *ctx, int64_t b, int64_t e, int worker)
 			o[i] = 0;
 		for (int64_t p = 0; p < n_pos; p++) {
 			const float *v = kv_row(j->vc, s->kv_type, p, kv_stride, off, hd, tmp);
-			float wgt = scores[p] * inv;
-			for (int i = 0; i < hd; i++)
-				o[i] += wgt * v[i];
+			axpy(o, scores[p] * inv, v, hd);
 		}
 	}
 }

@@ -4,6 +4,7 @@
  * AVX2 kernels must give the portable references' bits; the references must
  * agree with plain dot products to rounding.
  */
+#include "attn.h"
 #include "backend.h"
 #include "blocks.h"
 #include "cpu.h"
@@ -282,4 +283,30 @@ TEST(q8_0x8_round_trip_and_gemv)
 	}
 	free(p);
 	free(w);
+}
+
+/* Attention's loops: AVX2 == portable bit for bit, for head sizes with and without a tail. */
+TEST(attention_loops_match_reference)
+{
+	if (!isq_cpu_has_avx2())
+		SKIP("no AVX2 on this CPU (or ISQ_FORCE_REF): nothing to compare the portable loops with");
+	int ns[] = { 1, 7, 8, 64, 67, 128 };
+	for (size_t k = 0; k < ISQ_ARRAY_SIZE(ns); k++) {
+		int n = ns[k];
+		float a[128], b[128], y1[128], y2[128];
+		for (int i = 0; i < n; i++) {
+			a[i] = frand();
+			b[i] = frand();
+			y1[i] = y2[i] = frand();
+		}
+		float d1 = isq_attn_dot_ref(a, b, n), d2 = isq_attn_dot_avx2(a, b, n);
+		CHECK_MSG(memcmp(&d1, &d2, sizeof(float)) == 0, "dot, n %d: %g vs %g", n, d1, d2);
+		double dd = 0;
+		for (int i = 0; i < n; i++)
+			dd += (double)a[i] * b[i];
+		CHECK(fabs(dd - d1) < 1e-5);
+		isq_attn_axpy_ref(y1, 0.37f, a, n);
+		isq_attn_axpy_avx2(y2, 0.37f, a, n);
+		CHECK_MSG(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0, "axpy, n %d", n);
+	}
 }
