@@ -1,6 +1,10 @@
 /* weights.c - GGUF and safetensors tensors as forward-pass weights. */
 #include "weights.h"
 #include "hparams.h"
+#include "thread.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int add_owned(struct isq_weights *w, float *p)
 {
@@ -32,6 +36,77 @@ static const char *shown_name(struct isq_weights *w, const char *gguf_name, char
 	return buf;
 }
 
+struct isq_job {
+	const struct isq_fw_tensor *src;
+	const struct isq_type_traits *st, *dt;
+	uint8_t *dst;
+	size_t dst_row;
+	float *scratch; /* per worker: ISQ_ROWS rows of F32 */
+};
+
+#define ISQ_ROWS 16
+
+static void isq_rows(void *ctx, int64_t b, int64_t e, int worker)
+{
+	struct isq_job *j = ctx;
+	int64_t cols = j->src->cols;
+	float *f = j->scratch + (size_t)worker * ISQ_ROWS * (size_t)cols;
+	for (int64_t c = b; c < e; c++) {
+		int64_t r0 = c * ISQ_ROWS, nr = ISQ_MIN((int64_t)ISQ_ROWS, j->src->rows - r0);
+		for (int64_t r = 0; r < nr; r++)
+			j->st->dequantize((const uint8_t *)j->src->data + (size_t)(r0 + r) * j->src->row_bytes,
+					  f + (size_t)r * cols, cols);
+		j->dt->quantize(f, j->dst + (size_t)r0 * j->dst_row, nr, cols, NULL);
+	}
+}
+
+/* Drop the pages wholly inside [p, p + n) from this process's memory (they are file-backed: re-read on use). */
+static void drop_pages(const void *p, size_t n)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps <= 0)
+		return;
+	uintptr_t b = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+	uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
+	if (e > b)
+		madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+/* --isq: OUT (a float matrix view) becomes an owned matrix of the requested type, or stays as it is. */
+static int isq_matrix(struct isq_weights *w, struct isq_fw_tensor *out)
+{
+	struct isq_weights_opts *o = w->opts;
+	if (out->type != ISQ_TYPE_F32 && out->type != ISQ_TYPE_F16 && out->type != ISQ_TYPE_BF16)
+		return 0;
+	const struct isq_type_traits *dt = isq_type_traits(o->isq);
+	uint64_t rb;
+	if (!dt || !dt->quantize || out->cols % dt->blck || isq_type_row_size(o->isq, (uint64_t)out->cols, &rb)) {
+		o->n_kept++;
+		return 0;
+	}
+	uint8_t *dst = malloc((size_t)rb * (size_t)out->rows);
+	int n = o->n_threads < 1 ? 1 : o->n_threads;
+	float *scratch = isq_mallocarray((size_t)n * ISQ_ROWS * (size_t)out->cols, sizeof(float));
+	struct isq_pool *pool = n > 1 ? isq_pool_new(n) : NULL;
+	if (!dst || !scratch || (n > 1 && !pool)) {
+		free(dst);
+		free(scratch);
+		isq_pool_free(pool);
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory quantizing a %lld x %lld matrix",
+				      (long long)out->rows, (long long)out->cols);
+	}
+	struct isq_job j = { out, isq_type_traits(out->type), dt, dst, (size_t)rb, scratch };
+	isq_pool_for(pool, (out->rows + ISQ_ROWS - 1) / ISQ_ROWS, 1, isq_rows, &j);
+	isq_pool_free(pool);
+	free(scratch);
+	drop_pages(out->data, out->row_bytes * (size_t)out->rows);
+	out->type = o->isq;
+	out->row_bytes = (size_t)rb;
+	out->data = dst;
+	o->n_quantized++;
+	return add_owned(w, (float *)(void *)dst);
+}
+
 static int get_matrix(struct isq_weights *w, const char *name, int required, struct isq_fw_tensor *out)
 {
 	char shown[256];
@@ -58,6 +133,8 @@ static int get_matrix(struct isq_weights *w, const char *name, int required, str
 	out->cols = t->shape[1];
 	out->row_bytes = (size_t)rb;
 	out->data = t->data;
+	if (w->opts && w->opts->isq != ISQ_TYPE_NONE && strcmp(name, "token_embd.weight"))
+		return isq_matrix(w, out);
 	return 0;
 }
 
@@ -200,7 +277,20 @@ static int fill(struct isq_weights *w)
 
 int isq_weights_open(struct isq_weights *w, const char *path)
 {
+	return isq_weights_open_opts(w, path, NULL);
+}
+
+int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o)
+{
 	memset(w, 0, sizeof(*w));
+	w->opts = o;
+	if (o) {
+		o->n_quantized = o->n_kept = 0;
+		const struct isq_type_traits *tt = o->isq == ISQ_TYPE_NONE ? NULL : isq_type_traits(o->isq);
+		if (o->isq != ISQ_TYPE_NONE && (!tt || !tt->quantize || !tt->vec_dot))
+			return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "type %s cannot be computed with on the CPU",
+					      isq_type_name(o->isq));
+	}
 	int rc = isq_model_open(&w->model, path);
 	if (rc) {
 		w->err = w->model.err;
@@ -223,6 +313,7 @@ int isq_weights_open(struct isq_weights *w, const char *path)
 				    w->model.config_err[0] ? w->model.config_err : "config.json cannot be used");
 	}
 	rc = rc ? rc : fill(w);
+	w->opts = NULL;
 	if (rc) {
 		struct isq_errbuf keep = w->err;
 		isq_weights_release(w);

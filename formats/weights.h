@@ -33,6 +33,7 @@ struct isq_weights {
 	/* private */
 	float **owned;
 	size_t n_owned;
+	struct isq_weights_opts *opts;
 };
 
 /*
@@ -43,6 +44,23 @@ struct isq_weights {
  * a RoPE scaling or a tensor type the forward pass does not run.
  */
 int isq_weights_open(struct isq_weights *w, const char *path);
+
+/*
+ * In-situ quantization at load (mistral.rs's ISQ): every linear layer's
+ * matrix held in F32, F16 or BF16 (attention, MLP and an untied output) is
+ * quantized to `isq` as it is opened, a few rows at a time on n_threads
+ * threads, into memory the handle owns; the source pages are then dropped
+ * from memory (madvise), so the whole model is never resident unquantized.
+ * The token embedding stays as stored (a lookup, not a product).  A matrix
+ * whose rows do not fit the type's blocks keeps its source type, as
+ * mistral.rs falls back.  isq = ISQ_TYPE_NONE opens as isq_weights_open().
+ */
+struct isq_weights_opts {
+	enum isq_type isq;
+	int n_threads;
+	int n_quantized, n_kept; /* out: matrices quantized, matrices left in their type */
+};
+int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o);
 void isq_weights_release(struct isq_weights *w);
 
 #endif

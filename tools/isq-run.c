@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu";
+static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq;
 static int64_t opt_n = -1, opt_top_k = 40, opt_threads, opt_ctx, opt_seed = -1;
 static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
@@ -22,6 +22,7 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file"),
 	ISQ_OPT_STRING('p', "prompt", &opt_prompt, "TEXT", "the prompt"),
 	ISQ_OPT_STRING('f', "file", &opt_file, "FILE", "read the prompt from FILE ('-' = stdin)"),
+	ISQ_OPT_STRING(0, "isq", &opt_isq, "TYPE", "quantize F32/F16/BF16 matrices to TYPE while loading"),
 	ISQ_OPT_INT('n', "n-predict", &opt_n, "N", "tokens to generate (default -1: until EOS or the context is full)"),
 	ISQ_OPT_INT('c', "ctx", &opt_ctx, "N", "context length (default: prompt + N, else the model's)"),
 	ISQ_OPT_DOUBLE(0, "temp", &opt_temp, "T", "temperature; 0 is greedy (default 0.8)"),
@@ -238,8 +239,18 @@ int main(int argc, char **argv)
 	st.seed = opt_seed >= 0 ? (uint64_t)opt_seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	double t0 = isq_now();
 	struct isq_weights w;
-	if (isq_weights_open(&w, opt_model))
-		isq_die("%s", isq_errbuf_msg(&w.err));
+	struct isq_weights_opts wo = { .isq = ISQ_TYPE_NONE, .n_threads = be->n_threads };
+	if (opt_isq) {
+		const char *near = NULL;
+		if (isq_type_parse(opt_isq, &wo.isq, &near))
+			isq_tool_usage_error(&cmd, "unknown type '%s'%s%s%s", opt_isq, near ? " (did you mean '" : "",
+					     near ? near : "", near ? "'?)" : "");
+	}
+	if (isq_weights_open_opts(&w, opt_model, &wo))
+		isq_die("%s: %s", opt_model, isq_errbuf_msg(&w.err));
+	if (opt_isq)
+		isq_info("%s: %d matrices quantized to %s while loading%s", opt_model, wo.n_quantized,
+			 isq_type_name(wo.isq), wo.n_kept ? ", some kept in their type (rows do not fit its blocks)" : "");
 	struct isq_tokenizer *tok = isq_tokenizer_new();
 	if (!tok)
 		isq_die("out of memory");

@@ -194,3 +194,23 @@ for arch in qwen2 qwen3; do
 	expect_stdout_file "$W/hf.txt"
 	end
 done
+
+begin "run --isq q8_0 from the BF16 directory: the text of the Q8_0 file isq-quantize writes"
+need_shared models/stories260K/model.safetensors
+run isq-quantize -q -m "$BF16" -t q8_0 -o s8.gguf
+expect_exit 0
+run isq-run -q -m s8.gguf -p "$PROMPT" -n 60 --temp 0
+expect_exit 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/file.txt"
+run isq-run -m "$BF16" --isq Q8_0 -p "$PROMPT" -n 60 --temp 0
+expect_exit 0
+expect_stdout_file "$W/file.txt"
+expect_stderr_contains "matrices quantized to q8_0 while loading"
+end
+
+begin "run --isq: an unknown type is a usage error with a suggestion"
+run isq-run -m x --isq q4_kk -p hi
+expect_exit 2
+expect_stderr_contains "isq-run: unknown type 'q4_kk' (did you mean 'q4_k'?)"
+expect_stdout_empty
+end
