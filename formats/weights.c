@@ -1,8 +1,10 @@
 /* weights.c - GGUF and safetensors tensors as forward-pass weights. */
 #include "weights.h"
 #include "hparams.h"
+#include "fp.h"
 #include "thread.h"
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -34,6 +36,58 @@ static const char *shown_name(struct isq_weights *w, const char *gguf_name, char
 	if (w->from_gguf || isq_name_gguf_to_hf(gguf_name, buf, n))
 		snprintf(buf, n, "%s", gguf_name);
 	return buf;
+}
+
+/* The UQFF layer holding HF tensor HF_NAME ("...q_proj.weight" or ".bias"); NULL if none. */
+static const struct isq_uqff_layer *uqff_layer(struct isq_weights *w, const char *hf_name, const char *suffix)
+{
+	size_t n = strlen(hf_name), k = strlen(suffix);
+	char key[256];
+	if (!w->uqff_set || n <= k || n - k >= sizeof(key) || strcmp(hf_name + n - k, suffix))
+		return NULL;
+	memcpy(key, hf_name, n - k);
+	key[n - k] = 0;
+	return isq_uqff_find_layer(w->uqff_set, key);
+}
+
+/* A matrix from a UQFF layer entry: in place for GGML and Unquant entries, decoded to F16 otherwise. */
+static int uqff_matrix(struct isq_weights *w, const struct isq_uqff_layer *l, struct isq_fw_tensor *out)
+{
+	if (l->rank != 2)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "layer '%s' has %d dimensions, expected 2", l->key, l->rank);
+	out->rows = (int64_t)l->shape[0];
+	out->cols = (int64_t)l->shape[1];
+	uint64_t rb;
+	if (l->format == ISQ_UQFF_GGUF || l->format == ISQ_UQFF_UNQUANT) {
+		if (isq_type_row_size(l->type, l->shape[1], &rb) || rb * l->shape[0] > l->weight->nbytes)
+			return isq_errbuf_set(&w->err, ISQ_EFORMAT, "layer '%s': %llu bytes do not hold [%llu, %llu] of %s",
+					      l->key, (unsigned long long)l->weight->nbytes, (unsigned long long)l->shape[0],
+					      (unsigned long long)l->shape[1], isq_type_name(l->type));
+		out->type = l->type;
+		out->row_bytes = (size_t)rb;
+		out->data = l->weight->data;
+		return 0;
+	}
+	size_t n = (size_t)l->numel;
+	float *f = isq_mallocarray(n, sizeof(float));
+	uint16_t *h = isq_mallocarray(n, sizeof(uint16_t));
+	if (!f || !h) {
+		free(f);
+		free(h);
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory decoding layer '%s'", l->key);
+	}
+	int rc = isq_uqff_dequantize(l, f, &w->err);
+	if (!rc)
+		isq_fp32_to_fp16_row(f, h, n);
+	free(f);
+	if (rc) {
+		free(h);
+		return rc;
+	}
+	out->type = ISQ_TYPE_F16;
+	out->row_bytes = (size_t)out->cols * 2;
+	out->data = h;
+	return add_owned(w, (float *)(void *)h);
 }
 
 struct isq_job {
@@ -112,6 +166,17 @@ static int get_matrix(struct isq_weights *w, const char *name, int required, str
 	char shown[256];
 	memset(out, 0, sizeof(*out));
 	const struct isq_model_tensor *t = find(w, name);
+	if (!t && w->uqff_set) {
+		char hf[256];
+		const struct isq_uqff_layer *l =
+			isq_name_gguf_to_hf(name, hf, sizeof(hf)) ? NULL : uqff_layer(w, hf, ".weight");
+		if (l) {
+			int rc = uqff_matrix(w, l, out);
+			if (!rc && w->opts && w->opts->isq != ISQ_TYPE_NONE && strcmp(name, "token_embd.weight"))
+				rc = isq_matrix(w, out);
+			return rc;
+		}
+	}
 	if (!t) {
 		if (!required)
 			return 0;
@@ -144,6 +209,26 @@ static int get_vector(struct isq_weights *w, const char *name, int64_t n, int re
 	char shown[256];
 	*out = NULL;
 	const struct isq_model_tensor *t = find(w, name);
+	if (!t && w->uqff_set) {
+		/* a layer's bias lives in its UQFF entry */
+		char hf[256];
+		const struct isq_uqff_layer *l =
+			isq_name_gguf_to_hf(name, hf, sizeof(hf)) ? NULL : uqff_layer(w, hf, ".bias");
+		if (l && l->bias) {
+			int bt = isq_st_dtype_to_type(l->bias->dtype);
+			const struct isq_type_traits *bt_tt = bt < 0 ? NULL : isq_type_traits((enum isq_type)bt);
+			if (!bt_tt || !bt_tt->dequantize || bt_tt->blck != 1 ||
+			    l->bias->nbytes != (uint64_t)n * bt_tt->type_size)
+				return isq_errbuf_set(&w->err, ISQ_EFORMAT, "layer '%s': bias is not %lld floats", l->key,
+						      (long long)n);
+			float *p = isq_mallocarray((size_t)n, sizeof(float));
+			if (!p)
+				return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory");
+			bt_tt->dequantize(l->bias->data, p, n);
+			*out = p;
+			return add_owned(w, p);
+		}
+	}
 	if (!t) {
 		if (!required)
 			return 0;
@@ -162,6 +247,13 @@ static int get_vector(struct isq_weights *w, const char *name, int64_t n, int re
 	tt->dequantize(t->data, p, n);
 	*out = p;
 	return add_owned(w, p);
+}
+
+static int has_uqff_bias(struct isq_weights *w, const char *gguf_name)
+{
+	char hf[256];
+	const struct isq_uqff_layer *l = isq_name_gguf_to_hf(gguf_name, hf, sizeof(hf)) ? NULL : uqff_layer(w, hf, ".bias");
+	return l && l->bias;
 }
 
 /* llama.cpp keeps linear RoPE scaling in metadata and Llama 3's in a rope_freqs tensor. */
@@ -257,7 +349,7 @@ static int fill(struct isq_weights *w)
 		rc = rc ? rc : get_vector(w, NAME("attn_q.bias"), nq, 0, &L->bq);
 		rc = rc ? rc : get_vector(w, NAME("attn_k.bias"), nkv, 0, &L->bk);
 		rc = rc ? rc : get_vector(w, NAME("attn_v.bias"), nkv, 0, &L->bv);
-		if (!rc && find(w, NAME("attn_output.bias")))
+		if (!rc && (find(w, NAME("attn_output.bias")) || has_uqff_bias(w, NAME("attn_output.bias"))))
 			rc = isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "an attention output bias is not yet supported");
 		rc = rc ? rc : get_matrix(w, NAME("attn_q.weight"), 1, &L->wq);
 		rc = rc ? rc : get_matrix(w, NAME("attn_k.weight"), 1, &L->wk);
@@ -280,6 +372,54 @@ int isq_weights_open(struct isq_weights *w, const char *path)
 	return isq_weights_open_opts(w, path, NULL);
 }
 
+/* A UQFF directory (it holds a *.uqff) or a .uqff shard. */
+static int is_uqff(const char *path)
+{
+	size_t n = strlen(path);
+	if (n > 5 && !strcmp(path + n - 5, ".uqff"))
+		return 1;
+	DIR *d = isq_is_dir(path) ? opendir(path) : NULL;
+	if (!d)
+		return 0;
+	int found = 0;
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		size_t k = strlen(de->d_name);
+		found = k > 5 && !strcmp(de->d_name + k - 5, ".uqff");
+	}
+	closedir(d);
+	return found;
+}
+
+static int open_uqff(struct isq_weights *w, const char *path)
+{
+	w->uqff = calloc(1, sizeof(*w->uqff));
+	if (!w->uqff)
+		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory");
+	int rc = isq_uqff_open(w->uqff, path);
+	if (rc) {
+		w->err = w->uqff->err;
+		return rc;
+	}
+	int best = -1;
+	for (int i = 0; i < w->uqff->n_sets; i++) {
+		const struct isq_uqff_set *s = &w->uqff->sets[i];
+		int g = 0;
+		for (size_t k = 0; k < s->n_layers; k++)
+			g += s->layers[k].format == ISQ_UQFF_GGUF;
+		if (g > best) {
+			best = g;
+			w->uqff_set = s;
+		}
+	}
+	if (!w->uqff_set)
+		return isq_errbuf_set(&w->err, ISQ_EFORMAT, "no shard set");
+	/* config.json, tokenizer and residual.safetensors: the directory as a Hugging Face one */
+	rc = isq_model_open(&w->model, w->uqff->dir);
+	if (rc)
+		w->err = w->model.err;
+	return rc;
+}
+
 int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o)
 {
 	memset(w, 0, sizeof(*w));
@@ -291,10 +431,21 @@ int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_we
 			return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "type %s cannot be computed with on the CPU",
 					      isq_type_name(o->isq));
 	}
-	int rc = isq_model_open(&w->model, path);
-	if (rc) {
-		w->err = w->model.err;
-		return rc;
+	int rc;
+	if (is_uqff(path)) {
+		rc = open_uqff(w, path);
+		if (rc) {
+			struct isq_errbuf keep = w->err;
+			isq_weights_release(w);
+			w->err = keep;
+			return rc;
+		}
+	} else {
+		rc = isq_model_open(&w->model, path);
+		if (rc) {
+			w->err = w->model.err;
+			return rc;
+		}
 	}
 	w->from_gguf = w->model.format == ISQ_MODEL_GGUF;
 	if (w->from_gguf) {
@@ -329,5 +480,9 @@ void isq_weights_release(struct isq_weights *w)
 	free(w->owned);
 	free(w->fw.layers);
 	isq_model_release(&w->model);
+	if (w->uqff) {
+		isq_uqff_release(w->uqff);
+		free(w->uqff);
+	}
 	memset(w, 0, sizeof(*w));
 }

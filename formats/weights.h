@@ -15,6 +15,15 @@
  * qwen2/qwen3 (never permuted) run with NeoX.  Both compute the same
  * function; no row is moved at load.
  *
+ * UQFF.  A UQFF directory (or one of its shards) opens too: config.json,
+ * tokenizer.json and residual.safetensors beside the shards give the
+ * configuration and the small tensors; each matrix comes from its layer
+ * entry.  GGML (format 0) and Unquant (1) entries are used in place; HQQ,
+ * FP8, AFQ, F8Q8 and MXFP4 entries are decoded once at load into an owned
+ * F16 copy (the CPU has no kernels for their layouts).  With several shard
+ * sets (a numeric shorthand writes a Q*K and an AFQ set) the one with the
+ * most GGML entries is used.
+ *
  * Architectures: llama, mistral, qwen2, qwen3.  Anything else (phi3, gemma,
  * MoE) is ISQ_EUNSUPPORTED with "<arch> is not yet supported".
  */
@@ -23,6 +32,7 @@
 
 #include "forward.h"
 #include "model.h"
+#include "uqff.h"
 
 struct isq_weights {
 	struct isq_model model;
@@ -34,6 +44,8 @@ struct isq_weights {
 	float **owned;
 	size_t n_owned;
 	struct isq_weights_opts *opts;
+	struct isq_uqff *uqff;               /* UQFF input; NULL otherwise */
+	const struct isq_uqff_set *uqff_set; /* the set in use */
 };
 
 /*

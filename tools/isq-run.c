@@ -19,7 +19,7 @@ static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
 
 static const struct isq_opt options[] = {
-	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file"),
+	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file, UQFF directory"),
 	ISQ_OPT_STRING('p', "prompt", &opt_prompt, "TEXT", "the prompt"),
 	ISQ_OPT_STRING('f', "file", &opt_file, "FILE", "read the prompt from FILE ('-' = stdin)"),
 	ISQ_OPT_STRING(0, "isq", &opt_isq, "TYPE", "quantize F32/F16/BF16 matrices to TYPE while loading"),
@@ -44,8 +44,8 @@ static const char *const usage[] = { "-m MODEL [-p TEXT | -f FILE] [-n N] [optio
 static const struct isq_cmd cmd = {
 	.name = "isq-run",
 	.usage = usage,
-	.summary = "Continue a prompt with a Llama-family model (llama, mistral, qwen2, qwen3) from a GGUF file\n"
-		   "or a Hugging Face directory.  The prompt and the continuation go to standard output;\n"
+	.summary = "Continue a prompt with a Llama-family model (llama, mistral, qwen2, qwen3) from a GGUF file,\n"
+		   "a Hugging Face directory or a UQFF directory.  The prompt and the continuation go to standard output;\n"
 		   "timings go to standard error.",
 	.opts = options,
 };

@@ -214,3 +214,45 @@ expect_exit 2
 expect_stderr_contains "isq-run: unknown type 'q4_kk' (did you mean 'q4_k'?)"
 expect_stdout_empty
 end
+
+begin "run a UQFF directory: the text of the GGUF of the same type"
+need_shared models/stories260K/model.safetensors
+run isq-quantize -q -m "$BF16" -t q8_0 -o s8.gguf
+run isq-quantize -q -m "$BF16" -t q8_0 --format uqff -o s8u
+expect_exit 0
+run isq-run -q -m s8.gguf -p "$PROMPT" -n 60 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/gguf.txt"
+run isq-run -q -m s8u -p "$PROMPT" -n 60 --temp 0
+expect_exit 0
+expect_stdout_file "$W/gguf.txt"
+# one shard names its directory too
+run isq-run -q -m s8u/q8_0-0.uqff -p "$PROMPT" -n 60 --temp 0
+expect_exit 0
+expect_stdout_file "$W/gguf.txt"
+end
+
+begin "run a UQFF directory of qwen2 (generated, biases in the layer entries) as its GGUF"
+genmodel_ok=1
+isq-genmodel -q --arch qwen2 -o "$W/m" > /dev/null 2>&1 || genmodel_ok=0
+[ $genmodel_ok = 1 ] || case_skip="isq-genmodel not built"
+run isq-quantize -q -m m -t q8_0 -o q.gguf
+run isq-quantize -q -m m -t q8_0 --format uqff -o qu
+expect_exit 0
+run isq-run -q -m q.gguf -p "Hello world" -n 30 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/gguf.txt"
+run isq-run -q -m qu -p "Hello world" -n 30 --temp 0
+expect_exit 0
+expect_stdout_file "$W/gguf.txt"
+end
+
+begin "run a UQFF HQQ4 directory (decoded at load): starts as --isq hqq4 does"
+need_shared models/stories260K/model.safetensors
+run isq-quantize -q -m "$BF16" -t hqq4 --format uqff -o h4
+expect_exit 0
+run isq-run -q -m h4 -p "$PROMPT" -n 40 --temp 0
+expect_exit 0
+[ -n "$case_skip" ] || words 10 "$W/.stdout" > "$W/a.txt"
+run isq-run -q -m "$BF16" --isq hqq4 -p "$PROMPT" -n 40 --temp 0
+expect_exit 0
+[ -n "$case_skip" ] || { words 10 "$W/.stdout" > "$W/b.txt"; cmp -s "$W/a.txt" "$W/b.txt" || _note "first 10 words differ"; }
+end
