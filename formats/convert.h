@@ -67,4 +67,26 @@ int isq_convert_part(struct isq_converter *c, const struct isq_plan_entry *en, i
 /* Widen `nrows` rows of a source tensor, starting at `row`, to float (no permutation). */
 int isq_tensor_rows_to_f32(const struct isq_model_tensor *t, int64_t row, int64_t nrows, float *dst);
 
+/* What isq_convert_gguf wrote. */
+struct isq_convert_gguf_result {
+	uint64_t bytes;        /* file size */
+	uint64_t tensor_bytes; /* sum of the tensors' data sizes (plan total) */
+	uint64_t params;       /* elements of the tensors written */
+	int n_fallbacks;
+	char label[16];        /* the type as requested, canonical ("q4_k_m") */
+};
+
+/*
+ * Quantize an opened (not streamed) model M to a GGUF file at OUTPUT along
+ * plan PO (its format must be GGUF), with the metadata isq-quantize writes:
+ * a GGUF input's keys, or config.json's hparams and the tokenizer, then
+ * general.file_type, general.quantization_version, the imatrix keys (IM,
+ * named IM_NAME; IM may be NULL) and quantize.fallbacks.  Written to a
+ * temporary file and renamed (nothing is left behind on failure).  Returns 0
+ * or a negative status with the message in *e.
+ */
+int isq_convert_gguf(const struct isq_model *m, const struct isq_plan_opts *po, const struct isq_imatrix *im,
+		     const char *im_name, struct isq_pool *pool, const char *output,
+		     struct isq_convert_gguf_result *res, struct isq_errbuf *e);
+
 #endif
