@@ -1,8 +1,9 @@
 /* isq-bench - measure a model's quality: perplexity, and KL divergence against a base model. */
-#include "convert.h"
+#include "eval.h"
 #include "forward-bench.h"
 #include "io.h"
 #include "kld.h"
+#include "sweep.h"
 #include "progress.h"
 #include "svg.h"
 #include "tensor-error.h"
@@ -11,13 +12,9 @@
 #include "weights.h"
 
 #include <cJSON.h>
-#include <ctype.h>
-#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char *opt_model, *opt_file, *opt_kl_model, *opt_format, *opt_backend = "cpu";
 static int64_t opt_ctx = INT64_MIN, opt_chunks, opt_threads; /* INT64_MIN: no -c given */
@@ -83,458 +80,33 @@ static const struct isq_cmd cmd = {
 
 enum report_format { FMT_MD, FMT_CSV, FMT_JSON };
 
-/* One model ready to evaluate chunks. */
-struct model {
-	const char *path;
-	struct isq_weights w;
-	struct isq_tokenizer *tok;
-	struct isq_fw_ctx *fw;
-};
-
-/* Running sums over scored tokens; means and standard errors as llama-perplexity gives them. */
-struct acc {
-	double n, s, s2;
-};
-
-static void acc_add(struct acc *a, double v)
+/* Chunk (or every hundredth document) K done: the running perplexity at -v. */
+static void progress(void *ud, int64_t k, double ppl)
 {
-	a->n++;
-	a->s += v;
-	a->s2 += v * v;
+	if (isq_get_verbosity() >= 2)
+		isq_debug("[%lld] ppl %.4f", (long long)k, ppl);
 }
 
-static double acc_mean(const struct acc *a)
+static void warn_ctx(void *ud, const struct isq_eval_model *m)
 {
-	return a->n ? a->s / a->n : 0;
+	if (m->ctx_beyond_train)
+		isq_warn("%s: chunks of %lld tokens are longer than the model was trained for (%lld)", m->path,
+			 (long long)m->n_ctx, (long long)m->w.fw.cfg.n_ctx_train);
 }
 
-/* Standard error of the mean: sqrt((E[v^2] - E[v]^2) / (N - 1)). */
-static double acc_err(const struct acc *a)
-{
-	if (a->n < 2)
-		return 0;
-	double m = acc_mean(a), var = a->s2 / a->n - m * m;
-	return var > 0 ? sqrt(var / (a->n - 1)) : 0;
-}
-
-/*
- * GGUF files carry their tokenizer; a GGUF without one borrows the
- * tokenizer.json beside it (as isq-run does).
- */
-static void load_tokenizer(struct model *m)
-{
-	m->tok = isq_tokenizer_new();
-	if (!m->tok)
-		isq_die("out of memory");
-	if (m->w.from_gguf) {
-		int rc = isq_tokenizer_load_gguf(m->tok, m->w.model.gguf);
-		if (rc != ISQ_ENOTFOUND) {
-			if (rc)
-				isq_die("%s: %s", m->path, isq_tokenizer_errmsg(m->tok));
-			return;
-		}
-	} else if (isq_is_dir(m->path)) {
-		if (isq_tokenizer_load_hf(m->tok, m->path))
-			isq_die("%s: %s", m->path, isq_tokenizer_errmsg(m->tok));
-		return;
-	}
-	struct isq_buf side = ISQ_BUF_INIT;
-	char *copy = isq_strdup(m->path);
-	if (!copy || isq_path_join(&side, dirname(copy), "tokenizer.json"))
-		isq_die("out of memory");
-	free(copy);
-	if (!isq_path_exists(side.data))
-		isq_die("%s: no tokenizer (no tokenizer.ggml.* keys or tokenizer.json beside the weights)", m->path);
-	if (isq_tokenizer_load_hf(m->tok, side.data))
-		isq_die("%s: %s", side.data, isq_tokenizer_errmsg(m->tok));
-	isq_buf_release(&side);
-}
-
-static void model_open(struct model *m, const char *path, struct isq_backend *be)
+static void model_open(struct isq_eval_model *m, const char *path, struct isq_backend *be)
 {
 	struct isq_errbuf e = { 0 };
-	m->path = path;
-	if (isq_weights_open(&m->w, path))
-		isq_die("%s", isq_errbuf_msg(&m->w.err));
-	load_tokenizer(m);
-	/* one batch per chunk, so every matmul sees the whole chunk (llama-perplexity with -b >= -c) */
-	struct isq_fw_params fp = { .n_ctx = opt_ctx, .n_batch = (int)opt_ctx, .kv_type = ISQ_TYPE_F32 };
-	if (isq_fw_new(&m->fw, &m->w.fw, be, &fp, &e))
-		isq_die("%s: %s", path, isq_errbuf_msg(&e));
-	int64_t train = m->w.fw.cfg.n_ctx_train;
-	if (train > 0 && opt_ctx > train)
-		isq_warn("%s: chunks of %lld tokens are longer than the model was trained for (%lld)", path,
-			 (long long)opt_ctx, (long long)train);
-}
-
-static void model_close(struct model *m)
-{
-	isq_fw_free(m->fw);
-	isq_tokenizer_free(m->tok);
-	isq_weights_release(&m->w);
-}
-
-/*
- * Log-softmax of one row of logits into LP (double sums, as llama.cpp);
- * returns the argmax.
- */
-static int64_t log_softmax(const float *x, int64_t n, double *lp)
-{
-	int64_t arg = 0;
-	for (int64_t i = 1; i < n; i++)
-		if (x[i] > x[arg])
-			arg = i;
-	double max = x[arg], sum = 0;
-	for (int64_t i = 0; i < n; i++)
-		sum += exp((double)x[i] - max);
-	double lse = log(sum) + max;
-	for (int64_t i = 0; i < n; i++)
-		lp[i] = (double)x[i] - lse;
-	return arg;
-}
-
-struct result {
-	int64_t n_tokens, n_chunks, n_docs, scored;
-	struct acc nll, nll_base, kl, dp2;
-	int64_t same_top;
-	double kl_max, kl_median, kl_p90, kl_p95, kl_p99;
-	int base_exact; /* the base's NLL from its exact log-softmax, not from 16-bit values */
-	double seconds;
-};
-
-/* The text as token ids: one span per document (--per-document), else one span. */
-struct text {
-	int32_t *ids;
-	size_t n;
-	size_t *start; /* n_spans + 1 offsets into ids */
-	size_t n_spans;
-};
-
-/* Where a scored prediction's base distribution comes from, and what is done with each one. */
-struct scorer {
-	int64_t nv;
-	struct result *r;
-	double *lp, *lpb;            /* log-softmax of MODEL, of a base model */
-	float *lpk;                  /* a .kld record, decoded */
-	const struct isq_kld *kld;   /* --kl */
-	struct isq_kld_writer *kw;   /* --kl-base */
-	double *kls;                 /* every KL value, for the median and percentiles */
-	size_t n_kl, cap_kl;
-};
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* llama-perplexity's percentile: linear between the two nearest of the sorted values. */
-static double percentile(const double *v, size_t n, double f)
-{
-	double p = f * (double)(n - 1);
-	size_t i = (size_t)p;
-	p -= (double)i;
-	return (1 - p) * v[i] + p * v[i + 1 < n ? i + 1 : n - 1];
-}
-
-static void scorer_init(struct scorer *s, int64_t nv, struct result *r)
-{
-	memset(s, 0, sizeof(*s));
-	memset(r, 0, sizeof(*r));
-	s->nv = nv;
-	s->r = r;
-	s->lp = isq_mallocarray((size_t)nv, sizeof(double));
-	s->lpb = isq_mallocarray((size_t)nv, sizeof(double));
-	s->lpk = isq_mallocarray((size_t)nv, sizeof(float));
-	if (!s->lp || !s->lpb || !s->lpk)
-		isq_die("out of memory");
-}
-
-/* Score the prediction of TGT from MODEL's logits LG and, in the KL modes, the base's LGB or .kld record REC. */
-static void score(struct scorer *s, const float *lg, const float *lgb, int64_t rec, int32_t tgt)
-{
-	struct result *r = s->r;
-	int64_t nv = s->nv, top = log_softmax(lg, nv, s->lp);
-	acc_add(&r->nll, -s->lp[tgt]);
-	r->scored++;
-	if (s->kw && isq_kld_writer_add(s->kw, lg, tgt))
-		isq_die("%s", isq_errbuf_msg(&s->kw->out->err));
-	if (!lgb && !s->kld)
-		return;
-	double kl = 0, nllb;
-	int64_t topb;
-	if (lgb) {
-		/* exact: both distributions from their float logits, in double */
-		topb = log_softmax(lgb, nv, s->lpb);
-		nllb = -s->lpb[tgt];
-		for (int64_t i = 0; i < nv; i++)
-			kl += exp(s->lpb[i]) * (s->lpb[i] - s->lp[i]);
-	} else {
-		/* as llama-perplexity: the 16-bit base, its tokens below max - 16 nats left out */
-		if (isq_kld_record(s->kld, rec, s->lpk))
-			isq_die("%s: record %lld is corrupt (scale or offset not finite)", opt_kl_file, (long long)rec);
-		int32_t t32;
-		isq_kld_base(s->kld, rec, s->lpk, tgt, &nllb, &t32);
-		topb = t32;
-		for (int64_t i = 0; i < nv; i++)
-			if (s->lpk[i] > -16.f)
-				kl += exp((double)s->lpk[i]) * ((double)s->lpk[i] - s->lp[i]);
-	}
-	/* rounding when the two distributions are the same; the 16-bit estimate's own
-	 * error may take it below 0 too, and llama-perplexity keeps that, so do we */
-	if (kl < 0 && lgb)
-		kl = 0;
-	if (s->n_kl == s->cap_kl) {
-		s->cap_kl = s->cap_kl ? 2 * s->cap_kl : 4096;
-		s->kls = realloc(s->kls, s->cap_kl * sizeof(*s->kls));
-		if (!s->kls)
-			isq_die("out of memory");
-	}
-	s->kls[s->n_kl++] = kl;
-	acc_add(&r->nll_base, nllb);
-	acc_add(&r->kl, kl);
-	double dp = exp(s->lp[tgt]) - exp(-nllb);
-	acc_add(&r->dp2, dp * dp);
-	r->same_top += top == topb;
-}
-
-static void scorer_finish(struct scorer *s, double t0)
-{
-	struct result *r = s->r;
-	r->seconds = isq_now() - t0;
-	r->base_exact = !s->kld || s->kld->has_trailer;
-	if (s->n_kl) {
-		qsort(s->kls, s->n_kl, sizeof(double), cmp_double);
-		size_t n = s->n_kl;
-		r->kl_median = n % 2 ? s->kls[n / 2] : 0.5 * (s->kls[n / 2] + s->kls[n / 2 - 1]);
-		r->kl_p90 = percentile(s->kls, n, 0.90);
-		r->kl_p95 = percentile(s->kls, n, 0.95);
-		r->kl_p99 = percentile(s->kls, n, 0.99);
-		r->kl_max = s->kls[n - 1];
-	}
-	free(s->kls);
-	free(s->lpk);
-	free(s->lpb);
-	free(s->lp);
-}
-
-static void eval_rows(struct model *m, const int32_t *ids, int n, float *logits, int64_t k)
-{
-	struct isq_errbuf e = { 0 };
-	if (isq_fw_eval(m->fw, ids, n, 0, logits, ISQ_FW_LOGITS_ALL, &e))
-		isq_die("%s: chunk %lld: %s", m->path, (long long)k + 1, isq_errbuf_msg(&e));
-}
-
-/*
- * llama-perplexity's chunking: the whole text tokenized once, chunk k is
- * tokens [k*c, (k+1)*c) with its first token replaced by BOS, and the logits
- * of positions c/2 .. c-2 score the token after each.  With BASE, the same
- * chunks through the base model give the KL divergence, computed exactly
- * from both models' log-softmax (no 16-bit clipping of the base); with a
- * .kld file, the base's saved records stand in for it.
- */
-static void measure_chunks(struct model *m, struct model *base, struct scorer *s, const int32_t *ids, size_t n_ids)
-{
-	struct result *r = s->r;
-	int64_t c = opt_ctx, nv = s->nv;
-	int64_t n_chunks = (int64_t)n_ids / c;
-	/* a saved file's chunks are whatever llama-perplexity or --kl-base kept */
-	if (!s->kld && (int64_t)n_ids < 2 * c)
-		isq_die("%s: %zu tokens, fewer than 2 x %lld (two chunks) that perplexity needs", opt_file, n_ids,
-			(long long)c);
-	if (opt_chunks > 0 && n_chunks > opt_chunks)
-		n_chunks = opt_chunks;
-	int32_t bos = isq_tokenizer_add_bos(m->tok) ? isq_tokenizer_bos(m->tok) : -1;
-	int64_t first = c / 2;
-	float *lg = isq_mallocarray((size_t)(c * nv), sizeof(float));
-	float *lgb = base ? isq_mallocarray((size_t)(c * nv), sizeof(float)) : NULL;
-	int32_t *chunk = isq_mallocarray((size_t)c, sizeof(int32_t));
-	if (!lg || !chunk || (base && !lgb))
-		isq_die("out of memory");
-	r->n_tokens = (int64_t)n_ids;
-	r->n_chunks = n_chunks;
-	if (s->kw && isq_kld_writer_begin(s->kw, s->kw->out, (uint32_t)c, (int32_t)nv, (int32_t)n_chunks, ids))
-		isq_die("%s", s->kw->out->err.code ? isq_errbuf_msg(&s->kw->out->err) : "cannot write the .kld header");
-	double t0 = isq_now();
-	for (int64_t k = 0; k < n_chunks; k++) {
-		memcpy(chunk, ids + k * c, (size_t)c * sizeof(*chunk));
-		if (bos >= 0)
-			chunk[0] = bos;
-		eval_rows(m, chunk, (int)c, lg, k);
-		if (base)
-			eval_rows(base, chunk, (int)c, lgb, k);
-		for (int64_t p = first; p < c - 1; p++)
-			score(s, lg + p * nv, base ? lgb + p * nv : NULL, k * (c - 1 - first) + p - first,
-			      ids[k * c + p + 1]);
-		if (isq_get_verbosity() >= 2)
-			isq_debug("[%lld] ppl %.4f", (long long)k + 1, exp(acc_mean(&r->nll)));
-	}
-	scorer_finish(s, t0);
-	free(chunk);
-	free(lgb);
-	free(lg);
-}
-
-/*
- * --per-document: each document is BOS + its tokens, and every next token is
- * scored.  A document longer than the context goes in consecutive windows of
- * -c inputs, each a fresh sequence from position 0 with no BOS put in; the
- * prediction from a window's last input to the next window's first token is
- * scored too (the reference figure of ../shared/README.md counts it).
- */
-static void measure_docs(struct model *m, struct model *base, struct scorer *s, const struct text *t)
-{
-	struct result *r = s->r;
-	int64_t c = opt_ctx, nv = s->nv;
-	float *lg = isq_mallocarray((size_t)(c * nv), sizeof(float));
-	float *lgb = base ? isq_mallocarray((size_t)(c * nv), sizeof(float)) : NULL;
-	if (!lg || (base && !lgb))
-		isq_die("out of memory");
-	r->n_tokens = (int64_t)t->n;
-	r->n_docs = (int64_t)t->n_spans;
-	double t0 = isq_now();
-	for (size_t d = 0; d < t->n_spans; d++) {
-		const int32_t *doc = t->ids + t->start[d];
-		int64_t n = (int64_t)(t->start[d + 1] - t->start[d]);
-		for (int64_t at = 0; at < n - 1; at += c) {
-			int len = (int)(n - 1 - at < c ? n - 1 - at : c);
-			eval_rows(m, doc + at, len, lg, r->n_chunks);
-			if (base)
-				eval_rows(base, doc + at, len, lgb, r->n_chunks);
-			for (int j = 0; j < len; j++)
-				score(s, lg + j * nv, base ? lgb + j * nv : NULL, 0, doc[at + j + 1]);
-			r->n_chunks++;
-		}
-		if (isq_get_verbosity() >= 2 && (d + 1) % 100 == 0)
-			isq_debug("[%zu] ppl %.4f", d + 1, exp(acc_mean(&r->nll)));
-	}
-	scorer_finish(s, t0);
-	free(lgb);
-	free(lg);
-}
-
-/* Split the text at lines "<|endoftext|>"; each document stripped of surrounding whitespace, empty ones dropped. */
-static void tokenize_docs(struct model *m, const char *p, size_t len, struct text *t)
-{
-	static const char sep[] = "<|endoftext|>";
-	size_t cap = 64, cap_ids = 0;
-	t->start = malloc(cap * sizeof(*t->start));
-	if (!t->start)
-		isq_die("out of memory");
-	t->start[0] = 0;
-	const char *end = p + len;
-	while (p < end) {
-		/* the document runs to the next separator line, or the end */
-		const char *q = p, *stop = end, *next = end;
-		while (q < end) {
-			const char *nl = memchr(q, '\n', (size_t)(end - q));
-			const char *le = nl ? nl : end;
-			const char *a = q, *b = le;
-			while (a < b && (*a == ' ' || *a == '\t' || *a == '\r'))
-				a++;
-			while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
-				b--;
-			if ((size_t)(b - a) == sizeof(sep) - 1 && !memcmp(a, sep, sizeof(sep) - 1)) {
-				stop = q;
-				next = nl ? nl + 1 : end;
-				break;
-			}
-			q = nl ? nl + 1 : end;
-		}
-		const char *a = p, *b = stop;
-		while (a < b && isspace((unsigned char)*a))
-			a++;
-		while (b > a && isspace((unsigned char)b[-1]))
-			b--;
-		p = next;
-		if (a == b)
-			continue;
-		int32_t *ids = NULL;
-		size_t n = 0;
-		if (isq_tokenizer_encode(m->tok, a, (size_t)(b - a), ISQ_TOKENIZER_ADD_SPECIAL | ISQ_TOKENIZER_LITERAL,
-					 &ids, &n))
-			isq_die("%s: %s", opt_file, isq_tokenizer_errmsg(m->tok));
-		if (t->n + n > cap_ids) {
-			cap_ids = 2 * (t->n + n);
-			t->ids = realloc(t->ids, cap_ids * sizeof(*t->ids));
-		}
-		if (t->n_spans + 2 > cap) {
-			cap *= 2;
-			t->start = realloc(t->start, cap * sizeof(*t->start));
-		}
-		if (!t->ids || !t->start)
-			isq_die("out of memory");
-		memcpy(t->ids + t->n, ids, n * sizeof(*ids));
-		free(ids);
-		t->n += n;
-		t->start[++t->n_spans] = t->n;
-	}
-	if (!t->n_spans)
-		isq_die("%s: no document to score", opt_file);
-}
-
-/* The whole text as one span (llama-perplexity's chunking), or its documents. */
-static void tokenize_text(struct model *m, struct text *t)
-{
-	struct isq_buf buf = ISQ_BUF_INIT;
-	struct isq_errbuf e = { 0 };
-	memset(t, 0, sizeof(*t));
-	if (isq_read_file(opt_file, &buf, &e))
+	if (isq_eval_model_open(m, path, be, opt_ctx, &e))
 		isq_die("%s", isq_errbuf_msg(&e));
-	if (opt_per_doc) {
-		tokenize_docs(m, buf.data ? buf.data : "", buf.len, t);
-	} else {
-		/* as llama-perplexity: BOS if the vocabulary adds one, special-token text taken literally */
-		if (isq_tokenizer_encode(m->tok, buf.data ? buf.data : "", buf.len,
-					 ISQ_TOKENIZER_ADD_SPECIAL | ISQ_TOKENIZER_LITERAL, &t->ids, &t->n))
-			isq_die("%s: %s", opt_file, isq_tokenizer_errmsg(m->tok));
-		t->start = malloc(2 * sizeof(*t->start));
-		if (!t->start)
-			isq_die("out of memory");
-		t->start[0] = 0;
-		t->start[1] = t->n;
-		t->n_spans = 1;
-	}
-	isq_buf_release(&buf);
+	warn_ctx(NULL, m);
 }
 
-static void text_release(struct text *t)
+/* The measurement the options ask for; the tool adds the base (model, .kld file or writer). */
+static struct isq_eval_params eval_params(void)
 {
-	free(t->ids);
-	free(t->start);
-	memset(t, 0, sizeof(*t));
-}
-
-static void check_vocab(const struct model *m, const struct model *base)
-{
-	if (base->w.fw.cfg.n_vocab != m->w.fw.cfg.n_vocab)
-		isq_die("%s: vocabulary of %lld tokens, but %s has %lld", base->path, (long long)base->w.fw.cfg.n_vocab,
-			m->path, (long long)m->w.fw.cfg.n_vocab);
-}
-
-/* Measure M over the text (against BASE when given) by the chosen method. */
-static void measure(struct model *m, struct model *base, const struct text *t, struct result *r)
-{
-	struct scorer s;
-	if (base)
-		check_vocab(m, base);
-	scorer_init(&s, m->w.fw.cfg.n_vocab, r);
-	if (opt_per_doc)
-		measure_docs(m, base, &s, t);
-	else
-		measure_chunks(m, base, &s, t->ids, t->n);
-}
-
-static double top1_pct(const struct result *r)
-{
-	return r->scored ? 100.0 * (double)r->same_top / (double)r->scored : 0;
-}
-
-/* Standard error of the top-1 rate, as llama-perplexity gives it. */
-static double top1_err_pct(const struct result *r)
-{
-	double p = r->scored ? (double)r->same_top / (double)r->scored : 0;
-	return r->scored > 1 ? 100.0 * sqrt(p * (1 - p) / (double)(r->scored - 1)) : 0;
+	return (struct isq_eval_params){ .n_ctx = opt_ctx, .max_chunks = opt_chunks, .per_doc = opt_per_doc,
+					 .text_path = opt_file, .kld_path = opt_kl_file, .progress = progress };
 }
 
 static const char *mode_name(void)
@@ -542,11 +114,11 @@ static const char *mode_name(void)
 	return opt_kl_base ? "kl-base" : opt_ppl ? "ppl" : "kl";
 }
 
-static void report(const struct result *r, enum report_format fmt)
+static void report(const struct isq_eval_result *r, enum report_format fmt)
 {
-	double ppl = exp(acc_mean(&r->nll)), ppl_err = ppl * acc_err(&r->nll);
-	double pplb = exp(acc_mean(&r->nll_base)), pplb_err = pplb * acc_err(&r->nll_base);
-	double top1 = top1_pct(r), rms_dp = 100.0 * sqrt(acc_mean(&r->dp2));
+	double ppl = exp(isq_eval_acc_mean(&r->nll)), ppl_err = ppl * isq_eval_acc_err(&r->nll);
+	double pplb = exp(isq_eval_acc_mean(&r->nll_base)), pplb_err = pplb * isq_eval_acc_err(&r->nll_base);
+	double top1 = isq_eval_top1_pct(r), rms_dp = 100.0 * sqrt(isq_eval_acc_mean(&r->dp2));
 	const char *basename_ = opt_kl_model ? opt_kl_model : opt_kl_file;
 	int kl = basename_ != NULL;
 	const char *file = opt_kl_file ? opt_kl_file : opt_file;
@@ -572,15 +144,15 @@ static void report(const struct result *r, enum report_format fmt)
 			cJSON_AddNumberToObject(j, "ppl_base", pplb);
 			cJSON_AddNumberToObject(j, "ppl_base_err", pplb_err);
 			cJSON_AddBoolToObject(j, "ppl_base_exact", r->base_exact);
-			cJSON_AddNumberToObject(j, "kl_mean", acc_mean(&r->kl));
-			cJSON_AddNumberToObject(j, "kl_err", acc_err(&r->kl));
+			cJSON_AddNumberToObject(j, "kl_mean", isq_eval_acc_mean(&r->kl));
+			cJSON_AddNumberToObject(j, "kl_err", isq_eval_acc_err(&r->kl));
 			cJSON_AddNumberToObject(j, "kl_median", r->kl_median);
 			cJSON_AddNumberToObject(j, "kl_p90", r->kl_p90);
 			cJSON_AddNumberToObject(j, "kl_p95", r->kl_p95);
 			cJSON_AddNumberToObject(j, "kl_p99", r->kl_p99);
 			cJSON_AddNumberToObject(j, "kl_max", r->kl_max);
 			cJSON_AddNumberToObject(j, "top1_pct", top1);
-			cJSON_AddNumberToObject(j, "top1_err_pct", top1_err_pct(r));
+			cJSON_AddNumberToObject(j, "top1_err_pct", isq_eval_top1_err_pct(r));
 			cJSON_AddNumberToObject(j, "rms_dp_pct", rms_dp);
 		}
 		cJSON_AddNumberToObject(j, "seconds", r->seconds);
@@ -596,7 +168,7 @@ static void report(const struct result *r, enum report_format fmt)
 			       "kl_median,kl_p90,kl_p95,kl_p99,kl_max,top1_pct,rms_dp_pct\n%s,%s,%lld,%lld,%lld,%.6f,%.6f,"
 			       "%.6f,%.6f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.4f\n",
 			       opt_model, basename_, (long long)opt_ctx, (long long)r->n_chunks, (long long)r->scored, ppl,
-			       ppl_err, pplb, pplb_err, acc_mean(&r->kl), acc_err(&r->kl), r->kl_median, r->kl_p90, r->kl_p95,
+			       ppl_err, pplb, pplb_err, isq_eval_acc_mean(&r->kl), isq_eval_acc_err(&r->kl), r->kl_median, r->kl_p90, r->kl_p95,
 			       r->kl_p99, r->kl_max, top1, rms_dp);
 		else
 			printf("model,ctx,chunks,scored_tokens,ppl,ppl_err\n%s,%lld,%lld,%lld,%.6f,%.6f\n", opt_model,
@@ -607,8 +179,8 @@ static void report(const struct result *r, enum report_format fmt)
 		       r->base_exact ? "" : " (from 16-bit values)");
 		printf("| mean KL | %.6f +/- %.6f |\n| KL median | %.6f |\n| KL 90%% | %.6f |\n| KL 95%% | %.6f |\n"
 		       "| KL 99%% | %.6f |\n| KL max | %.6f |\n",
-		       acc_mean(&r->kl), acc_err(&r->kl), r->kl_median, r->kl_p90, r->kl_p95, r->kl_p99, r->kl_max);
-		printf("| same top | %.3f +/- %.3f %% |\n| RMS dp | %.3f %% |\n", top1, top1_err_pct(r), rms_dp);
+		       isq_eval_acc_mean(&r->kl), isq_eval_acc_err(&r->kl), r->kl_median, r->kl_p90, r->kl_p95, r->kl_p99, r->kl_max);
+		printf("| same top | %.3f +/- %.3f %% |\n| RMS dp | %.3f %% |\n", top1, isq_eval_top1_err_pct(r), rms_dp);
 		if (opt_per_doc)
 			printf("| scored tokens | %lld (%lld documents) |\n", (long long)r->scored, (long long)r->n_docs);
 		else
@@ -652,133 +224,7 @@ static int combine_svg(struct isq_buf *out, const struct isq_buf *a, const struc
 	return rc;
 }
 
-/* ---- --sweep ---------------------------------------------------------------- */
-
-/* One row of a sweep: a type quantized here (with or without the imatrix), a peer's GGUF file, or MODEL itself. */
-struct sweep_row {
-	char label[64];
-	const char *series; /* "base", "isq", "isq + imatrix", "llama.cpp" */
-	const char *path;   /* a peer's file; NULL for ours */
-	struct isq_type_request req;
-	int imatrix;
-	uint64_t bytes;
-	double bpw;
-	int fallbacks;
-	struct result r;
-};
-
-static char sweep_dir[4096], sweep_file[4200]; /* removed at exit, however the run ends */
-
-static void sweep_cleanup(void)
-{
-	if (sweep_file[0])
-		unlink(sweep_file);
-	if (sweep_dir[0])
-		rmdir(sweep_dir);
-}
-
-/* Bits per weight over the tensors the file holds, as isq-quantize reports it. */
-static double tensor_bpw(const struct isq_model *m)
-{
-	uint64_t bytes = 0, n = 0;
-	for (size_t i = 0; i < m->n_tensors; i++) {
-		bytes += m->tensors[i].nbytes;
-		n += m->tensors[i].n_elements;
-	}
-	return n ? 8.0 * (double)bytes / (double)n : 0;
-}
-
-static uint64_t path_bytes(const char *path, const struct isq_model *m)
-{
-	struct stat st;
-	if (!isq_is_dir(path) && !stat(path, &st))
-		return (uint64_t)st.st_size;
-	return isq_model_bytes(m);
-}
-
-/* A peer's GGUF is named after its type by convention (stories260K-Q4_K_M.gguf): take that. */
-static void peer_label(const char *path, char *out, size_t n)
-{
-	const char *b = strrchr(path, '/');
-	b = b ? b + 1 : path;
-	const char *dash = strrchr(b, '-');
-	snprintf(out, n, "%s", dash ? dash + 1 : b);
-	char *dot = strstr(out, ".gguf");
-	if (dot)
-		*dot = '\0';
-	for (char *p = out; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-}
-
-/*
- * Parse --sweep before any work, so a misspelt type is a usage error and not
- * a failure half-way.  An entry naming an existing file is a peer's GGUF;
- * with --imatrix every type gets a second row quantized with it.
- */
-static struct sweep_row *sweep_parse(size_t *n_rows)
-{
-	/* never freed: rows' peer paths point into it for the whole run */
-	char *copy = isq_strdup(opt_sweep);
-	size_t n_items = 1;
-	for (const char *p = opt_sweep; *p; p++)
-		n_items += *p == ',';
-	struct sweep_row *rows = calloc(2 * n_items, sizeof(*rows));
-	if (!copy || !rows)
-		isq_die("out of memory");
-	size_t n = 0;
-	for (char *tok = copy, *next; tok; tok = next) {
-		next = strchr(tok, ',');
-		if (next)
-			*next++ = '\0';
-		if (!*tok)
-			isq_tool_usage_error(&cmd, "--sweep: an empty entry in '%s'", opt_sweep);
-		struct sweep_row *row = &rows[n++];
-		if (isq_path_exists(tok)) {
-			row->path = tok;
-			row->series = "llama.cpp";
-			peer_label(tok, row->label, sizeof(row->label));
-			continue;
-		}
-		struct isq_errbuf e = { 0 };
-		if (isq_type_request_parse(tok, ISQ_TARGET_CPU, &row->req, &e))
-			isq_tool_usage_error(&cmd, "--sweep: %s (or no such file)", isq_errbuf_msg(&e));
-		row->series = "isq";
-		snprintf(row->label, sizeof(row->label), "%s", row->req.label);
-		if (opt_imatrix) {
-			rows[n] = *row;
-			rows[n].imatrix = 1;
-			rows[n++].series = "isq + imatrix";
-		}
-	}
-	*n_rows = n;
-	return rows;
-}
-
-/* Quantize MODEL into a temporary GGUF for ROW along isq-quantize's plan; returns its path. */
-static const char *sweep_quantize(struct model *base, struct sweep_row *row, const struct isq_imatrix *im,
-				  struct isq_pool *pool)
-{
-	if (!sweep_dir[0]) {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(sweep_dir, sizeof(sweep_dir), "%s/isq-bench.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-		if (!mkdtemp(sweep_dir)) {
-			int err = errno;
-			sweep_dir[0] = '\0';
-			isq_die("cannot create a temporary directory in %s: %s", tmp && tmp[0] ? tmp : "/tmp", strerror(err));
-		}
-		atexit(sweep_cleanup);
-	}
-	snprintf(sweep_file, sizeof(sweep_file), "%s/%s%s.gguf", sweep_dir, row->label, row->imatrix ? "-imatrix" : "");
-	struct isq_plan_opts po = { .type = row->label, .format = ISQ_FORMAT_GGUF, .target = ISQ_TARGET_CPU };
-	struct isq_convert_gguf_result res;
-	struct isq_errbuf e = { 0 };
-	if (isq_convert_gguf(&base->w.model, &po, row->imatrix ? im : NULL, opt_imatrix, pool, sweep_file, &res, &e))
-		isq_die("%s: -t %s: %s", opt_model, row->label, isq_errbuf_msg(&e));
-	row->fallbacks = res.n_fallbacks;
-	return sweep_file;
-}
-
-static void sweep_report(const struct sweep_row *rows, size_t n, enum report_format fmt)
+static void sweep_report(const struct isq_sweep_row *rows, size_t n, enum report_format fmt)
 {
 	if (fmt == FMT_JSON) {
 		cJSON *j = cJSON_CreateObject();
@@ -793,9 +239,9 @@ static void sweep_report(const struct sweep_row *rows, size_t n, enum report_for
 			cJSON_AddStringToObject(j, "imatrix", opt_imatrix);
 		cJSON *arr = cJSON_AddArrayToObject(j, "rows");
 		for (size_t i = 0; i < n; i++) {
-			const struct sweep_row *w = &rows[i];
-			const struct result *r = &w->r;
-			double ppl = exp(acc_mean(&r->nll));
+			const struct isq_sweep_row *w = &rows[i];
+			const struct isq_eval_result *r = &w->r;
+			double ppl = exp(isq_eval_acc_mean(&r->nll));
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "type", w->label);
 			cJSON_AddStringToObject(o, "series", w->series);
@@ -805,14 +251,14 @@ static void sweep_report(const struct sweep_row *rows, size_t n, enum report_for
 			cJSON_AddNumberToObject(o, "bits_per_weight", w->bpw);
 			cJSON_AddNumberToObject(o, "fallbacks", w->fallbacks);
 			cJSON_AddNumberToObject(o, "ppl", ppl);
-			cJSON_AddNumberToObject(o, "ppl_err", ppl * acc_err(&r->nll));
-			cJSON_AddNumberToObject(o, "kl_mean", acc_mean(&r->kl));
-			cJSON_AddNumberToObject(o, "kl_err", acc_err(&r->kl));
+			cJSON_AddNumberToObject(o, "ppl_err", ppl * isq_eval_acc_err(&r->nll));
+			cJSON_AddNumberToObject(o, "kl_mean", isq_eval_acc_mean(&r->kl));
+			cJSON_AddNumberToObject(o, "kl_err", isq_eval_acc_err(&r->kl));
 			cJSON_AddNumberToObject(o, "kl_median", r->kl_median);
 			cJSON_AddNumberToObject(o, "kl_p99", r->kl_p99);
 			cJSON_AddNumberToObject(o, "kl_max", r->kl_max);
-			cJSON_AddNumberToObject(o, "top1_pct", i ? top1_pct(r) : 100);
-			cJSON_AddNumberToObject(o, "rms_dp_pct", 100.0 * sqrt(acc_mean(&r->dp2)));
+			cJSON_AddNumberToObject(o, "top1_pct", i ? isq_eval_top1_pct(r) : 100);
+			cJSON_AddNumberToObject(o, "rms_dp_pct", 100.0 * sqrt(isq_eval_acc_mean(&r->dp2)));
 			cJSON_AddNumberToObject(o, "seconds", r->seconds);
 			cJSON_AddItemToArray(arr, o);
 		}
@@ -831,18 +277,18 @@ static void sweep_report(const struct sweep_row *rows, size_t n, enum report_for
 		printf("| type | series | bytes | bpw | PPL | mean KL | KL 99%% | same top %% | RMS dp %% |\n"
 		       "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (size_t i = 0; i < n; i++) {
-		const struct sweep_row *w = &rows[i];
-		const struct result *r = &w->r;
-		double ppl = exp(acc_mean(&r->nll)), top1 = i ? top1_pct(r) : 100;
+		const struct isq_sweep_row *w = &rows[i];
+		const struct isq_eval_result *r = &w->r;
+		double ppl = exp(isq_eval_acc_mean(&r->nll)), top1 = i ? isq_eval_top1_pct(r) : 100;
 		if (fmt == FMT_CSV)
 			printf("%s,%s,%d,%llu,%.4f,%.6f,%.6f,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.4f\n", w->label, w->series,
-			       w->imatrix, (unsigned long long)w->bytes, w->bpw, ppl, ppl * acc_err(&r->nll),
-			       acc_mean(&r->kl), acc_err(&r->kl), r->kl_median, r->kl_p99, r->kl_max, top1,
-			       100.0 * sqrt(acc_mean(&r->dp2)));
+			       w->imatrix, (unsigned long long)w->bytes, w->bpw, ppl, ppl * isq_eval_acc_err(&r->nll),
+			       isq_eval_acc_mean(&r->kl), isq_eval_acc_err(&r->kl), r->kl_median, r->kl_p99, r->kl_max, top1,
+			       100.0 * sqrt(isq_eval_acc_mean(&r->dp2)));
 		else
 			printf("| %s | %s | %llu | %.3f | %.4f +/- %.4f | %.6f | %.5f | %.2f | %.3f |\n", w->label, w->series,
-			       (unsigned long long)w->bytes, w->bpw, ppl, ppl * acc_err(&r->nll), acc_mean(&r->kl),
-			       r->kl_p99, top1, 100.0 * sqrt(acc_mean(&r->dp2)));
+			       (unsigned long long)w->bytes, w->bpw, ppl, ppl * isq_eval_acc_err(&r->nll), isq_eval_acc_mean(&r->kl),
+			       r->kl_p99, top1, 100.0 * sqrt(isq_eval_acc_mean(&r->dp2)));
 	}
 }
 
@@ -852,20 +298,20 @@ static void sweep_report(const struct sweep_row *rows, size_t n, enum report_for
  * axis over the range nobody compares, so the PPL title gives MODEL's
  * figure instead; a KL that is zero to rounding has no place on a log axis.
  */
-static void sweep_plot(const struct sweep_row *rows, size_t n)
+static void sweep_plot(const struct isq_sweep_row *rows, size_t n)
 {
 	struct isq_plot_point *kl = calloc(n, sizeof(*kl)), *ppl = calloc(n, sizeof(*ppl));
 	if (!kl || !ppl)
 		isq_die("out of memory");
 	size_t nk = 0, np = 0;
 	for (size_t i = 0; i < n; i++) {
-		const struct sweep_row *w = &rows[i];
-		double k = acc_mean(&w->r.kl);
+		const struct isq_sweep_row *w = &rows[i];
+		double k = isq_eval_acc_mean(&w->r.kl);
 		if (w->bpw >= 16)
 			continue;
 		if (k > 1e-9)
 			kl[nk++] = (struct isq_plot_point){ w->series, w->label, w->bpw, k };
-		ppl[np++] = (struct isq_plot_point){ w->series, w->label, w->bpw, exp(acc_mean(&w->r.nll)) };
+		ppl[np++] = (struct isq_plot_point){ w->series, w->label, w->bpw, exp(isq_eval_acc_mean(&w->r.nll)) };
 	}
 	struct isq_buf a = ISQ_BUF_INIT, b = ISQ_BUF_INIT, svg = ISQ_BUF_INIT;
 	char title[512], *copy = isq_strdup(opt_model);
@@ -879,7 +325,7 @@ static void sweep_plot(const struct sweep_row *rows, size_t n)
 		 (long long)opt_ctx, (long long)rows[0].r.scored);
 	if (isq_svg_scatter(&a, title, "bits per weight", "mean KL divergence (nats)", kl, nk, 0, 1))
 		isq_die("--plot: cannot draw the KL chart");
-	snprintf(title, sizeof(title), "%s: perplexity (unquantized: %.4f)", name, exp(acc_mean(&rows[0].r.nll)));
+	snprintf(title, sizeof(title), "%s: perplexity (unquantized: %.4f)", name, exp(isq_eval_acc_mean(&rows[0].r.nll)));
 	if (isq_svg_scatter(&b, title, "bits per weight", "perplexity", ppl, np, 0, 0))
 		isq_die("--plot: cannot draw the PPL chart");
 	if (combine_svg(&svg, &a, &b))
@@ -895,6 +341,16 @@ static void sweep_plot(const struct sweep_row *rows, size_t n)
 	free(ppl);
 }
 
+static void sweep_row_done(void *ud, const struct isq_sweep *sw, size_t i)
+{
+	const struct isq_sweep_row *row = &sw->rows[i];
+	if (!i)
+		isq_info("%s: PPL %.4f", opt_model, exp(isq_eval_acc_mean(&row->r.nll)));
+	else
+		isq_info("%s (%s): %.3f bpw, PPL %.4f, mean KL %.6f", row->label, row->series, row->bpw,
+			 exp(isq_eval_acc_mean(&row->r.nll)), isq_eval_acc_mean(&row->r.kl));
+}
+
 /*
  * --sweep: MODEL is the base.  Its own row first (KL 0 by definition), then
  * each type quantized into a temporary GGUF and each peer's file, measured
@@ -902,62 +358,22 @@ static void sweep_plot(const struct sweep_row *rows, size_t n)
  */
 static void sweep(struct isq_backend *be, enum report_format fmt)
 {
-	size_t n_rows;
-	struct sweep_row *parsed = sweep_parse(&n_rows);
-	struct sweep_row *rows = calloc(n_rows + 1, sizeof(*rows));
-	if (!rows)
-		isq_die("out of memory");
-	memcpy(rows + 1, parsed, n_rows * sizeof(*rows));
-	free(parsed);
-	n_rows++;
-	struct model base = { 0 };
-	model_open(&base, opt_model, be);
-	for (size_t i = 0; i < base.w.model.n_tensors; i++) {
-		int t = base.w.model.tensors[i].type;
-		if (t != ISQ_TYPE_F32 && t != ISQ_TYPE_F16 && t != ISQ_TYPE_BF16 && base.w.model.tensors[i].n_dims >= 2)
-			isq_die("%s: tensor '%s' is already quantized (%s); --sweep needs F32, F16 or BF16 weights", opt_model,
-				base.w.model.tensors[i].name, base.w.model.tensors[i].type_name);
-	}
-	struct isq_imatrix im;
-	isq_imatrix_init(&im);
-	if (opt_imatrix && isq_imatrix_read(&im, opt_imatrix))
-		isq_die("%s", isq_errbuf_msg(&im.err));
-	struct isq_pool *pool = isq_pool_new(isq_tool_threads(opt_threads));
-	if (!pool)
-		isq_die("out of memory");
-	struct text t;
-	tokenize_text(&base, &t);
-
-	snprintf(rows[0].label, sizeof(rows[0].label), "%s", "base");
-	rows[0].series = "base";
-	rows[0].bytes = path_bytes(opt_model, &base.w.model);
-	rows[0].bpw = tensor_bpw(&base.w.model);
-	measure(&base, NULL, &t, &rows[0].r);
-	isq_info("%s: PPL %.4f", opt_model, exp(acc_mean(&rows[0].r.nll)));
-	for (size_t i = 1; i < n_rows; i++) {
-		struct sweep_row *row = &rows[i];
-		const char *path = row->path ? row->path : sweep_quantize(&base, row, &im, pool);
-		struct model q = { 0 };
-		model_open(&q, path, be);
-		row->bytes = path_bytes(path, &q.w.model);
-		row->bpw = tensor_bpw(&q.w.model);
-		measure(&q, &base, &t, &row->r);
-		model_close(&q);
-		if (!row->path) {
-			unlink(sweep_file);
-			sweep_file[0] = '\0';
-		}
-		isq_info("%s (%s): %.3f bpw, PPL %.4f, mean KL %.6f", row->label, row->series, row->bpw,
-			 exp(acc_mean(&row->r.nll)), acc_mean(&row->r.kl));
-	}
-	sweep_report(rows, n_rows, fmt);
+	struct isq_sweep sw;
+	struct isq_errbuf e = { 0 };
+	int rc = isq_sweep_parse(&sw, opt_sweep, opt_imatrix != NULL, &e);
+	if (rc == ISQ_EINVAL)
+		isq_tool_usage_error(&cmd, "--sweep: %s", isq_errbuf_msg(&e));
+	if (rc)
+		isq_die("%s", isq_errbuf_msg(&e));
+	struct isq_sweep_params p = { .model = opt_model, .be = be, .imatrix = opt_imatrix,
+				      .threads = isq_tool_threads(opt_threads), .eval = eval_params(),
+				      .on_model = warn_ctx, .on_row = sweep_row_done };
+	if (isq_sweep_run(&sw, &p, &e))
+		isq_die("%s", isq_errbuf_msg(&e));
+	sweep_report(sw.rows, sw.n_rows, fmt);
 	if (opt_plot)
-		sweep_plot(rows, n_rows);
-	text_release(&t);
-	isq_pool_free(pool);
-	isq_imatrix_release(&im);
-	model_close(&base);
-	free(rows);
+		sweep_plot(sw.rows, sw.n_rows);
+	isq_sweep_release(&sw);
 }
 
 static enum report_format parse_format(void)
@@ -1289,33 +705,34 @@ static void check_measure_opts(void)
 /* --ppl, --kl-model and --kl-base: MODEL (and BASE) over the text. */
 static void run_text(struct isq_backend *be, enum report_format fmt)
 {
-	struct model m = { 0 }, base = { 0 };
+	struct isq_eval_model m, base = { 0 };
+	struct isq_errbuf e = { 0 };
 	model_open(&m, opt_model, be);
 	if (opt_kl_model)
 		model_open(&base, opt_kl_model, be);
-	struct text t;
-	tokenize_text(&m, &t);
-	struct result r;
+	struct isq_eval_text t;
+	if (isq_eval_text_load(&t, &m, opt_file, opt_per_doc, &e))
+		isq_die("%s", isq_errbuf_msg(&e));
+	struct isq_eval_result r;
+	struct isq_eval_params p = eval_params();
 	if (opt_kl_base) {
 		struct isq_out out;
 		struct isq_kld_writer kw = { 0 };
-		struct scorer s;
 		if (isq_out_open(&out, opt_kl_base))
 			isq_die("%s", isq_errbuf_msg(&out.err));
 		kw.out = &out;
-		scorer_init(&s, m.w.fw.cfg.n_vocab, &r);
-		s.kw = &kw;
-		measure_chunks(&m, NULL, &s, t.ids, t.n);
+		p.kw = &kw;
+		if (isq_eval_chunks(&m, NULL, t.ids, t.n, &p, &r, &e))
+			isq_die("%s", isq_errbuf_msg(&e));
 		if (isq_kld_writer_finish(&kw) || isq_out_commit(&out))
 			isq_die("%s", isq_errbuf_msg(&out.err));
-	} else {
-		measure(&m, opt_kl_model ? &base : NULL, &t, &r);
+	} else if (isq_eval_measure(&m, opt_kl_model ? &base : NULL, &t, &p, &r, &e)) {
+		isq_die("%s", isq_errbuf_msg(&e));
 	}
 	report(&r, fmt);
-	text_release(&t);
-	if (opt_kl_model)
-		model_close(&base);
-	model_close(&m);
+	isq_eval_text_release(&t);
+	isq_eval_model_close(&base);
+	isq_eval_model_close(&m);
 }
 
 /* --kl FILE: MODEL over the tokens and chunks saved in FILE, against the base's saved log-probabilities. */
@@ -1331,7 +748,7 @@ static void run_kl_file(struct isq_backend *be, enum report_format fmt, int ctx_
 	if (k.n_ctx < 4 || k.n_ctx > (1 << 20))
 		isq_die("%s: context of %u tokens is out of isq-bench's range (4 to 1048576)", opt_kl_file, k.n_ctx);
 	opt_ctx = k.n_ctx;
-	struct model m = { 0 };
+	struct isq_eval_model m;
 	model_open(&m, opt_model, be);
 	if (m.w.fw.cfg.n_vocab != k.n_vocab)
 		isq_die("%s: vocabulary of %d tokens, but %s has %lld", opt_kl_file, k.n_vocab, opt_model,
@@ -1345,14 +762,15 @@ static void run_kl_file(struct isq_backend *be, enum report_format fmt, int ctx_
 	if (!k.has_trailer)
 		isq_info("%s: no exact base NLL in the file (written by llama.cpp?): PPL(base) comes from the 16-bit "
 			 "values, which clip at 16 nats below the top", opt_kl_file);
-	struct scorer s;
-	struct result r;
-	scorer_init(&s, m.w.fw.cfg.n_vocab, &r);
-	s.kld = &k;
-	measure_chunks(&m, NULL, &s, ids, n);
+	struct isq_eval_result r;
+	struct isq_eval_params p = eval_params();
+	struct isq_errbuf e = { 0 };
+	p.kld = &k;
+	if (isq_eval_chunks(&m, NULL, ids, n, &p, &r, &e))
+		isq_die("%s", isq_errbuf_msg(&e));
 	report(&r, fmt);
 	free(ids);
-	model_close(&m);
+	isq_eval_model_close(&m);
 	isq_kld_release(&k);
 }
 
