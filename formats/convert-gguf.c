@@ -1,7 +1,8 @@
 /*
  * convert-gguf.c - a whole model to one GGUF file in one call, for tools
- * that quantize on the way to something else (isq-bench --sweep).  The
- * metadata rules are isq-quantize's.
+ * that quantize on the way to something else (isq-bench --sweep), and the
+ * one copy of the metadata rules, which isq-quantize (streamed or not) and
+ * isq-tune's size prediction use too.
  */
 #include "convert.h"
 #include "hparams.h"
@@ -14,8 +15,7 @@ static int gguf_sink(void *ctx, const void *data, size_t n)
 	return isq_gguf_writer_write(ctx, data, n);
 }
 
-/* general.name: the model directory's or file's base name, without a known extension. */
-static void model_name(const char *path, char *out, size_t n)
+void isq_convert_model_name(const char *path, char *out, size_t n)
 {
 	char *copy = isq_strdup(path ? path : "model");
 	if (!copy) {
@@ -27,7 +27,9 @@ static void model_name(const char *path, char *out, size_t n)
 		copy[--l] = '\0';
 	snprintf(out, n, "%s", basename(copy));
 	free(copy);
-	static const char *const ext[] = { ".safetensors", ".gguf" };
+	/* an archive of a directory names the model as the directory would */
+	static const char *const ext[] = { ".safetensors", ".gguf", ".tar", ".tar.zst", ".tzst", ".tar.gz",
+					   ".tgz", ".tar.xz", ".zip" };
 	for (size_t i = 0; i < ISQ_ARRAY_SIZE(ext); i++) {
 		size_t a = strlen(out), b = strlen(ext[i]);
 		if (a > b && !strcmp(out + a - b, ext[i])) {
@@ -37,11 +39,12 @@ static void model_name(const char *path, char *out, size_t n)
 	}
 }
 
+/* every fallback is recorded: "name: requested -> stored (reason)" */
 static int fallbacks_kv(struct isq_gguf_writer *w, const struct isq_plan *p)
 {
 	const char **list = calloc((size_t)p->n_fallbacks, sizeof(*list));
 	int k = 0, rc = list ? 0 : ISQ_ENOMEM;
-	for (size_t i = 0; i < p->n && !rc; i++) {
+	for (size_t i = 0; i < p->n && k < p->n_fallbacks && !rc; i++) {
 		const struct isq_plan_entry *en = &p->entries[i];
 		if (!en->fallback[0])
 			continue;
@@ -60,11 +63,26 @@ static int fallbacks_kv(struct isq_gguf_writer *w, const struct isq_plan *p)
 	return rc;
 }
 
-static int metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
-		    const struct isq_imatrix *im, const char *im_name)
+static void meta_warn(struct isq_gguf_meta *meta, const char *fmt, ...) ISQ_PRINTF(2, 3);
+
+static void meta_warn(struct isq_gguf_meta *meta, const char *fmt, ...)
+{
+	if (!meta || meta->n_warnings >= (int)ISQ_ARRAY_SIZE(meta->warnings))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(meta->warnings[meta->n_warnings++], sizeof(meta->warnings[0]), fmt, ap);
+	va_end(ap);
+}
+
+int isq_convert_gguf_metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
+			      struct isq_gguf_meta *meta, struct isq_errbuf *e)
 {
 	int rc = 0;
+	if (meta)
+		meta->n_warnings = 0;
 	if (m->gguf) {
+		/* a GGUF input keeps its metadata, as llama-quantize does */
 		for (size_t i = 0; i < m->gguf->n_kv && !rc; i++) {
 			const char *k = m->gguf->kv[i].key;
 			if (strncmp(k, "split.", 6) && strcmp(k, "general.alignment"))
@@ -72,19 +90,32 @@ static int metadata(struct isq_gguf_writer *w, const struct isq_model *m, const 
 		}
 	} else if (m->have_config) {
 		char name[256];
-		model_name(m->path, name, sizeof(name));
+		isq_convert_model_name(m->path, name, sizeof(name));
 		rc = isq_hparams_to_gguf(&m->hp, name, w);
 		if (!rc && m->tokenizer) {
+			/* padded to the embedding's rows, as llama.cpp's converter pads to config vocab_size */
 			size_t nv = isq_tokenizer_n_vocab(m->tokenizer), want = (size_t)m->hp.vocab_size;
+			if (want < nv)
+				meta_warn(meta, "%s: tokenizer has %zu tokens, config.json vocab_size is %zu", m->path, nv,
+					  want);
 			rc = isq_tokenizer_to_gguf(m->tokenizer, w, want > nv ? want : 0);
-			if (rc == ISQ_EUNSUPPORTED) /* isq-quantize warns; the weights are still worth measuring */
+			if (rc == ISQ_EUNSUPPORTED) {
+				/* the weights are still worth converting */
+				meta_warn(meta, "%s: no tokenizer keys written: %s", m->path,
+					  isq_tokenizer_errmsg(m->tokenizer));
 				rc = 0;
+			} else if (rc) {
+				return isq_errbuf_set(e, rc, "tokenizer: %s", isq_tokenizer_errmsg(m->tokenizer));
+			}
 		}
 	}
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
 	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
+	if (!rc && meta && meta->auto_type && meta->auto_type[0])
+		rc = isq_gguf_set_str(w, "quantize.auto_type", meta->auto_type);
+	const struct isq_imatrix *im = meta ? meta->imatrix : NULL;
 	if (!rc && im) {
-		rc = isq_gguf_set_str(w, "quantize.imatrix.file", im_name ? im_name : "");
+		rc = isq_gguf_set_str(w, "quantize.imatrix.file", meta->imatrix_name ? meta->imatrix_name : "");
 		if (!rc && im->n_datasets)
 			rc = isq_gguf_set_str(w, "quantize.imatrix.dataset", im->datasets[0]);
 		rc = rc ? rc : isq_gguf_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n);
@@ -92,6 +123,8 @@ static int metadata(struct isq_gguf_writer *w, const struct isq_model *m, const 
 	}
 	if (!rc && p->n_fallbacks)
 		rc = fallbacks_kv(w, p);
+	if (rc)
+		isq_errbuf_set(e, rc, "%s", rc == ISQ_ENOMEM ? "out of memory" : isq_gguf_writer_errmsg(w));
 	return rc;
 }
 
@@ -113,7 +146,11 @@ int isq_convert_gguf(const struct isq_model *m, const struct isq_plan_opts *po, 
 		rc = isq_errbuf_set(e, ISQ_ENOMEM, "out of memory");
 		goto done;
 	}
-	rc = metadata(w, m, &plan, im, im_name);
+	struct isq_gguf_meta meta = { .imatrix = im, .imatrix_name = im_name };
+	if ((rc = isq_convert_gguf_metadata(w, m, &plan, &meta, e))) {
+		isq_errbuf_prefix(e, "%s", output);
+		goto done;
+	}
 	for (size_t i = 0; i < plan.n && !rc; i++) {
 		const struct isq_plan_entry *en = &plan.entries[i];
 		rc = isq_gguf_writer_add_tensor(w, en->name, (uint32_t)en->type, en->n_dims, en->ne);

@@ -67,6 +67,40 @@ int isq_convert_part(struct isq_converter *c, const struct isq_plan_entry *en, i
 /* Widen `nrows` rows of a source tensor, starting at `row`, to float (no permutation). */
 int isq_tensor_rows_to_f32(const struct isq_model_tensor *t, int64_t row, int64_t nrows, float *dst);
 
+/*
+ * general.name for the model at PATH: its directory's or file's base name,
+ * less .safetensors, .gguf or an archive suffix (an archive of a directory
+ * names the model as the directory would); "model" for NULL.
+ */
+void isq_convert_model_name(const char *path, char *out, size_t n);
+
+/* The keys a quantized GGUF gets beyond the model's own; every field is optional. */
+struct isq_gguf_meta {
+	const struct isq_imatrix *imatrix; /* quantize.imatrix.* keys; NULL: none */
+	const char *imatrix_name;          /* quantize.imatrix.file (NULL: "") */
+	const char *auto_type;             /* quantize.auto_type (isq-quantize -t auto); NULL or "": none */
+	/*
+	 * Out: what a tool should warn about, "PATH: tokenizer has 32001
+	 * tokens, config.json vocab_size is 32000" or "PATH: no tokenizer keys
+	 * written: ..."; the library prints nothing.
+	 */
+	char warnings[2][768];
+	int n_warnings;
+};
+
+/*
+ * The metadata of a quantized GGUF, into writer W before its tensors: a GGUF
+ * input's keys (less split.* and general.alignment), or config.json's
+ * hparams with general.name = isq_convert_model_name(m->path) and m->tokenizer's keys padded to vocab_size (none,
+ * and a warning, when the tokenizer cannot be written); then
+ * general.file_type, general.quantization_version, the keys of META (may be
+ * NULL) and quantize.fallbacks listing plan P's fallbacks.  Works for a
+ * streamed model too: it reads no tensor data.  Returns 0 or a negative
+ * status with the message in *e ("tokenizer: ..." or the writer's).
+ */
+int isq_convert_gguf_metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
+			      struct isq_gguf_meta *meta, struct isq_errbuf *e);
+
 /* What isq_convert_gguf wrote. */
 struct isq_convert_gguf_result {
 	uint64_t bytes;        /* file size */
@@ -78,10 +112,9 @@ struct isq_convert_gguf_result {
 
 /*
  * Quantize an opened (not streamed) model M to a GGUF file at OUTPUT along
- * plan PO (its format must be GGUF), with the metadata isq-quantize writes:
- * a GGUF input's keys, or config.json's hparams and the tokenizer, then
- * general.file_type, general.quantization_version, the imatrix keys (IM,
- * named IM_NAME; IM may be NULL) and quantize.fallbacks.  Written to a
+ * plan PO (its format must be GGUF), with isq_convert_gguf_metadata's keys
+ * (the imatrix keys from IM, named IM_NAME; IM may be NULL; its warnings are
+ * dropped).  Written to a
  * temporary file and renamed (nothing is left behind on failure).  Returns 0
  * or a negative status with the message in *e.
  */

@@ -56,6 +56,17 @@ static int name_ieq(const char *a, const char *b)
 	return *a == *b;
 }
 
+int isq_target_parse(const char *s, enum isq_target *t)
+{
+	static const char *const names[] = { "cpu", "cuda", "vulkan", "metal" };
+	for (size_t i = 0; i < ISQ_ARRAY_SIZE(names); i++)
+		if (!strcmp(s, names[i])) {
+			*t = (enum isq_target)i;
+			return 0;
+		}
+	return -1;
+}
+
 int isq_type_request_parse(const char *s, enum isq_target target, struct isq_type_request *r,
 			   struct isq_errbuf *e)
 {

@@ -37,6 +37,8 @@
 
 enum isq_out_format { ISQ_FORMAT_GGUF, ISQ_FORMAT_UQFF };
 enum isq_target { ISQ_TARGET_CPU, ISQ_TARGET_CUDA, ISQ_TARGET_VULKAN, ISQ_TARGET_METAL };
+/* --target: "cpu", "cuda", "vulkan" or "metal" into *t; 0, or -1 for another name. */
+int isq_target_parse(const char *s, enum isq_target *t);
 /* --organization: default (every linear weight), or moqe (MoE experts only). */
 enum isq_organization { ISQ_ORG_DEFAULT, ISQ_ORG_MOQE };
 

@@ -4,10 +4,8 @@
 #include "hparams.h"
 #include "fp.h"
 #include "stats.h"
-#include "tokenizer.h"
 
 #include <ctype.h>
-#include <libgen.h>
 #include <math.h>
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -112,83 +110,11 @@ const char *isq_tune_mrs_name(enum isq_type t)
 
 /* ---- exact sizes ---------------------------------------------------------------------- */
 
-/* general.name as isq-quantize derives it: the base name, without .safetensors, .gguf or an archive suffix. */
-static void model_name(const char *path, char *out, size_t n)
-{
-	char *copy = isq_strdup(path);
-	if (!copy) {
-		snprintf(out, n, "model");
-		return;
-	}
-	size_t l = strlen(copy);
-	while (l > 1 && copy[l - 1] == '/')
-		copy[--l] = '\0';
-	snprintf(out, n, "%s", basename(copy));
-	/* an archive of a directory names the model as the directory would */
-	static const char *const ext[] = { ".safetensors", ".gguf", ".tar", ".tar.zst", ".tzst", ".tar.gz",
-					   ".tgz", ".tar.xz", ".zip" };
-	size_t ol = strlen(out);
-	for (size_t i = 0; i < ISQ_ARRAY_SIZE(ext); i++) {
-		size_t el = strlen(ext[i]);
-		if (ol >= el && !strcmp(out + ol - el, ext[i])) {
-			out[ol - el] = '\0';
-			break;
-		}
-	}
-	free(copy);
-}
-
+/* isq-quantize's metadata, less its imatrix and -t auto keys */
 int isq_tune_gguf_metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
 			   struct isq_errbuf *e)
 {
-	int rc = 0;
-	if (m->gguf) {
-		for (size_t i = 0; i < m->gguf->n_kv && !rc; i++) {
-			const char *k = m->gguf->kv[i].key;
-			if (!strncmp(k, "split.", 6) || !strcmp(k, "general.alignment"))
-				continue;
-			rc = isq_gguf_set_kv(w, &m->gguf->kv[i]);
-		}
-	} else if (m->have_config) {
-		char name[256];
-		model_name(m->path, name, sizeof(name));
-		rc = isq_hparams_to_gguf(&m->hp, name, w);
-		if (!rc && m->tokenizer) {
-			/* padded to config.json's vocab_size, as isq-quantize (and llama.cpp's converter) pads */
-			size_t nv = isq_tokenizer_n_vocab(m->tokenizer), want = (size_t)m->hp.vocab_size;
-			rc = isq_tokenizer_to_gguf(m->tokenizer, w, want > nv ? want : 0);
-			if (rc == ISQ_EUNSUPPORTED) /* isq-quantize warns and writes no tokenizer keys */
-				rc = 0;
-			else if (rc)
-				return isq_errbuf_set(e, rc, "tokenizer: %s", isq_tokenizer_errmsg(m->tokenizer));
-		}
-	}
-	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
-	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
-	if (!rc && p->n_fallbacks) {
-		const char **list = calloc((size_t)p->n_fallbacks, sizeof(*list));
-		char **own = calloc((size_t)p->n_fallbacks, sizeof(*own));
-		int k = 0;
-		for (size_t i = 0; i < p->n && list && own && k < p->n_fallbacks; i++) {
-			const struct isq_plan_entry *en = &p->entries[i];
-			if (!en->fallback[0])
-				continue;
-			struct isq_buf b = ISQ_BUF_INIT;
-			isq_buf_printf(&b, "%s: %s -> %s (%s)", en->name, isq_type_name(en->requested), isq_type_name(en->type),
-				       en->fallback);
-			own[k] = isq_buf_detach(&b, NULL);
-			list[k] = own[k] ? own[k] : "";
-			k++;
-		}
-		rc = list && own ? isq_gguf_set_arr_str(w, "quantize.fallbacks", list, (uint64_t)k) : ISQ_ENOMEM;
-		for (int i = 0; i < k; i++)
-			free(own[i]);
-		free(own);
-		free(list);
-	}
-	if (rc)
-		isq_errbuf_set(e, rc, "%s", rc == ISQ_ENOMEM ? "out of memory" : isq_gguf_writer_errmsg(w));
-	return rc;
+	return isq_convert_gguf_metadata(w, m, p, NULL, e);
 }
 
 static uint64_t align_up(uint64_t x, uint64_t a)

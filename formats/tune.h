@@ -98,14 +98,10 @@ int isq_tune_memory_probe(enum isq_tune_backend b, int device, struct isq_tune_m
 /* ---- exact sizes ------------------------------------------------------------------- */
 
 /*
- * Add to w the metadata isq-quantize writes for model m quantized by plan p
- * (no imatrix): the copied GGUF keys, or the hyperparameters from config.json
- * with general.name = the model's base name and the tokenizer.* keys of
- * m->tokenizer (padded to vocab_size; none when the tokenizer cannot be
- * written); then general.file_type, general.quantization_version and
- * quantize.fallbacks.  isq-quantize can call this instead of its own copy,
- * so that the two never drift apart.  general.name derives from m->path.
- * 0 or the writer's code, with its message in *e.
+ * Add to w the metadata isq-quantize writes for model m quantized by plan p,
+ * without its imatrix and -t auto keys: isq_convert_gguf_metadata (convert.h)
+ * with no extras, its warnings dropped.  0 or a negative status, with the
+ * message in *e.
  */
 int isq_tune_gguf_metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
 			   struct isq_errbuf *e);

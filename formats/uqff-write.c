@@ -148,6 +148,25 @@ void isq_uqff_install_signal_handlers(void)
 	}
 }
 
+/* Block the signals isq_uqff_install_signal_handlers handles; *old gets the mask to restore. */
+static void block_stage_signals(sigset_t *old)
+{
+	sigset_t block;
+	sigemptyset(&block);
+	for (int i = 0; i < N_STAGE_SIGS; i++)
+		sigaddset(&block, stage_sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
+struct isq_pool *isq_uqff_pool_new(int n)
+{
+	sigset_t old;
+	block_stage_signals(&old);
+	struct isq_pool *p = isq_pool_new(n);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return p;
+}
+
 /* Record staging/name before it is created. */
 static int stage_file(const char *staging, const char *name)
 {
@@ -1139,12 +1158,8 @@ static int publish_files(struct wctx *w, char *const *stems, int n_stems);
 /* Move the staged files into place, with no signal halfway (their names change). */
 static int publish(struct wctx *w, char *const *stems, int n_stems)
 {
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
+	sigset_t old;
+	block_stage_signals(&old);
 	int rc = publish_files(w, stems, n_stems);
 	if (!rc && w->o->keep_recorded)
 		rc = record_published(w);
@@ -1363,12 +1378,8 @@ int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_re
 			isq_path_join(&sp, dir, ".isq-uqff.XXXXXX");
 		}
 		/* no signal between creating the staging directory and recording it */
-		sigset_t block, old;
-		sigemptyset(&block);
-		sigaddset(&block, SIGINT);
-		sigaddset(&block, SIGTERM);
-		sigaddset(&block, SIGHUP);
-		pthread_sigmask(SIG_BLOCK, &block, &old);
+		sigset_t old;
+		block_stage_signals(&old);
 		if (!sp.data || !mkdtemp(sp.data)) {
 			rc = isq_errbuf_set(e, errno == ENOENT ? ISQ_ENOTFOUND : ISQ_EIO, "%s: %s", dir,
 					    sp.data ? strerror(errno) : "out of memory");

@@ -176,11 +176,15 @@ int isq_uqff_write(const struct isq_uqff_write_opts *o, struct isq_uqff_write_re
  *   re-raises), or restores the default action and re-raises, so the
  *   process still dies by the signal.  A signal set to "ignore" stays
  *   ignored.  Call it after isq_io_install_signal_handlers (isq_tool_parse).
+ * isq_uqff_pool_new: isq_pool_new(n) whose workers start with those three
+ *   signals blocked, so that the main thread takes them and the writer can
+ *   hold them off while it renames its staged files.  NULL: out of memory.
  */
 int isq_uqff_stage_add(const char *path, int is_dir);
 void isq_uqff_stage_forget(void);
 void isq_uqff_stage_cleanup(void);
 void isq_uqff_install_signal_handlers(void);
+struct isq_pool *isq_uqff_pool_new(int n);
 
 /*
  * Archive the files of directory dir (not recursive; the UQFF layout is

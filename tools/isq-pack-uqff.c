@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -51,32 +50,6 @@ static const struct isq_cmd cmd = {
 		   "config and tokenizer files, uqff_report.json), check one, or unpack one to safetensors.",
 	.opts = options,
 };
-
-/* Worker threads inherit a mask that blocks the interrupting signals, so the main thread
- * handles them, and the UQFF writer can hold them off while it renames its staged files. */
-static struct isq_pool *pool_new(int n)
-{
-	sigset_t s, old;
-	sigemptyset(&s);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGTERM);
-	sigaddset(&s, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &s, &old);
-	struct isq_pool *p = isq_pool_new(n);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return p;
-}
-
-static int parse_target(const char *s, enum isq_target *t)
-{
-	static const char *const names[] = { "cpu", "cuda", "vulkan", "metal" };
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i])) {
-			*t = (enum isq_target)i;
-			return 0;
-		}
-	return -1;
-}
 
 static int do_verify(const char *dir)
 {
@@ -424,7 +397,7 @@ static void remove_tree(const char *top, const char *sub)
 static int do_write(void)
 {
 	enum isq_target target = ISQ_TARGET_CPU;
-	if (opt_target && parse_target(opt_target, &target))
+	if (opt_target && isq_target_parse(opt_target, &target))
 		isq_tool_usage_error(&cmd, "unknown target '%s' (cpu, cuda, vulkan, metal)", opt_target);
 	signal(SIGPIPE, SIG_IGN);
 	isq_types_init();
@@ -468,7 +441,7 @@ static int do_write(void)
 					 isq_type_name(en->type), en->fallback);
 		}
 
-	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = isq_uqff_pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t total = 0;

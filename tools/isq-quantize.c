@@ -1,7 +1,5 @@
 /* isq-quantize - stream a model through the quantizers into GGUF. */
 #include "convert.h"
-#include "hparams.h"
-#include "tokenizer.h"
 #include "tool.h"
 #include "uqff.h"
 #include "imatrix-collect.h"
@@ -10,9 +8,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <strings.h>
 #include <unistd.h>
@@ -58,130 +54,15 @@ static const struct isq_cmd cmd = {
 	.opts = options,
 };
 
-/* Worker threads inherit a mask that blocks the interrupting signals, so the main thread
- * handles them, and the UQFF writer can hold them off while it renames its staged files. */
-static struct isq_pool *pool_new(int n)
-{
-	sigset_t s, old;
-	sigemptyset(&s);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGTERM);
-	sigaddset(&s, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &s, &old);
-	struct isq_pool *p = isq_pool_new(n);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return p;
-}
-
 static int gguf_sink(void *ctx, const void *data, size_t n)
 {
 	return isq_gguf_writer_write(ctx, data, n);
-}
-
-static int parse_target(const char *s, enum isq_target *t)
-{
-	static const char *const names[] = { "cpu", "cuda", "vulkan", "metal" };
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i])) {
-			*t = (enum isq_target)i;
-			return 0;
-		}
-	return -1;
 }
 
 static int ends_with(const char *s, const char *suf)
 {
 	size_t a = strlen(s), b = strlen(suf);
 	return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* general.name: the model directory's (or file's) base name. */
-static void model_name(const char *path, char *out, size_t n)
-{
-	char *copy = isq_strdup(path);
-	size_t l = strlen(copy);
-	while (l > 1 && copy[l - 1] == '/')
-		copy[--l] = '\0';
-	const char *b = basename(copy);
-	snprintf(out, n, "%s", b);
-	/* an archive of a directory names the model as the directory would */
-	static const char *const ext[] = { ".safetensors", ".gguf", ".tar", ".tar.zst", ".tzst", ".tar.gz",
-					   ".tgz", ".tar.xz", ".zip" };
-	for (size_t i = 0; i < ISQ_ARRAY_SIZE(ext); i++)
-		if (ends_with(out, ext[i])) {
-			out[strlen(out) - strlen(ext[i])] = '\0';
-			break;
-		}
-	free(copy);
-}
-
-static int write_metadata(struct isq_gguf_writer *w, const struct isq_model *m, const struct isq_plan *p,
-			  const struct isq_imatrix *im, struct isq_errbuf *e)
-{
-	int rc = 0;
-	if (m->gguf) {
-		/* a GGUF input keeps its metadata, as llama-quantize does */
-		for (size_t i = 0; i < m->gguf->n_kv && !rc; i++) {
-			const char *k = m->gguf->kv[i].key;
-			if (!strncmp(k, "split.", 6) || !strcmp(k, "general.alignment"))
-				continue;
-			rc = isq_gguf_set_kv(w, &m->gguf->kv[i]);
-		}
-	} else if (m->have_config) {
-		char name[256];
-		model_name(m->path, name, sizeof(name));
-		rc = isq_hparams_to_gguf(&m->hp, name, w);
-		if (!rc && m->tokenizer) {
-			/* padded to the embedding's rows, as llama.cpp's converter pads to config vocab_size */
-			size_t nv = isq_tokenizer_n_vocab(m->tokenizer), want = (size_t)m->hp.vocab_size;
-			if (want < nv)
-				isq_warn("warning: %s: tokenizer has %zu tokens, config.json vocab_size is %zu", m->path, nv, want);
-			rc = isq_tokenizer_to_gguf(m->tokenizer, w, want > nv ? want : 0);
-			if (rc == ISQ_EUNSUPPORTED) {
-				isq_warn("warning: %s: no tokenizer keys written: %s", m->path, isq_tokenizer_errmsg(m->tokenizer));
-				rc = 0;
-			} else if (rc) {
-				return isq_errbuf_set(e, rc, "tokenizer: %s", isq_tokenizer_errmsg(m->tokenizer));
-			}
-		}
-	}
-	rc = rc ? rc : isq_gguf_set_u32(w, "general.file_type", p->req.ftype);
-	rc = rc ? rc : isq_gguf_set_u32(w, "general.quantization_version", 2);
-	/* -t auto: what isq-tune chose, so the file says how it was made */
-	if (!rc && auto_type[0])
-		rc = isq_gguf_set_str(w, "quantize.auto_type", auto_type);
-	if (!rc && im) {
-		rc = isq_gguf_set_str(w, "quantize.imatrix.file", opt_imatrix ? opt_imatrix : opt_calib);
-		if (!rc && im->n_datasets)
-			rc = isq_gguf_set_str(w, "quantize.imatrix.dataset", im->datasets[0]);
-		rc = rc ? rc : isq_gguf_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n);
-		rc = rc ? rc : isq_gguf_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
-	}
-	if (!rc && p->n_fallbacks) {
-		/* every fallback is recorded: "name: requested -> stored (reason)" */
-		const char **list = calloc((size_t)p->n_fallbacks, sizeof(*list));
-		char **own = calloc((size_t)p->n_fallbacks, sizeof(*own));
-		int k = 0;
-		for (size_t i = 0; i < p->n && list && own; i++) {
-			const struct isq_plan_entry *en = &p->entries[i];
-			if (!en->fallback[0])
-				continue;
-			struct isq_buf b = ISQ_BUF_INIT;
-			isq_buf_printf(&b, "%s: %s -> %s (%s)", en->name, isq_type_name(en->requested), isq_type_name(en->type),
-				       en->fallback);
-			own[k] = isq_buf_detach(&b, NULL);
-			list[k] = own[k];
-			k++;
-		}
-		rc = list && own ? isq_gguf_set_arr_str(w, "quantize.fallbacks", list, (uint64_t)k) : ISQ_ENOMEM;
-		for (int i = 0; i < k; i++)
-			free(own[i]);
-		free(own);
-		free(list);
-	}
-	if (rc)
-		isq_errbuf_set(e, rc, "%s", isq_gguf_writer_errmsg(w));
-	return rc;
 }
 
 /*
@@ -389,7 +270,7 @@ static int quantize_uqff(enum isq_target target)
 				isq_info("tensor '%s': %s -> %s: %s", plans[k].entries[i].name,
 					 isq_type_name(plans[k].entries[i].requested), isq_type_name(plans[k].entries[i].type),
 					 plans[k].entries[i].fallback);
-	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = isq_uqff_pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t total = 0;
@@ -399,7 +280,7 @@ static int quantize_uqff(enum isq_target target)
 	struct isq_progress pr;
 	isq_progress_begin(&pr, "quantize", total, isq_get_verbosity() > 0);
 	char name[256];
-	model_name(opt_model, name, sizeof(name));
+	isq_convert_model_name(opt_model, name, sizeof(name));
 	struct isq_uqff_write_opts wo = { .model = &m, .plans = pp, .n_plans = np, .output = opt_output, .pool = pool,
 					  .imatrix = (opt_imatrix || opt_calib) ? &im : NULL, .progress = &pr, .base_model = name };
 	struct isq_uqff_write_result res;
@@ -452,7 +333,7 @@ int main(int argc, char **argv)
 	if (!opt_output)
 		isq_tool_usage_error(&cmd, "no output given (-o)");
 	enum isq_target target = ISQ_TARGET_CPU;
-	if (opt_target && parse_target(opt_target, &target))
+	if (opt_target && isq_target_parse(opt_target, &target))
 		isq_tool_usage_error(&cmd, "unknown target '%s' (cpu, cuda, vulkan, metal)", opt_target);
 	enum isq_out_format format = ISQ_FORMAT_GGUF;
 	if (opt_format) {
@@ -549,7 +430,12 @@ int main(int argc, char **argv)
 	struct isq_gguf_writer *w = isq_gguf_writer_new();
 	if (!w)
 		isq_die("out of memory");
-	if (write_metadata(w, &m, &plan, (opt_imatrix || opt_calib) ? &im : NULL, &e))
+	struct isq_gguf_meta meta = { .imatrix = (opt_imatrix || opt_calib) ? &im : NULL,
+				      .imatrix_name = opt_imatrix ? opt_imatrix : opt_calib, .auto_type = auto_type };
+	rc = isq_convert_gguf_metadata(w, &m, &plan, &meta, &e);
+	for (int i = 0; i < meta.n_warnings; i++)
+		isq_warn("warning: %s", meta.warnings[i]);
+	if (rc)
 		isq_die("%s: %s", opt_output, isq_errbuf_msg(&e));
 	for (size_t i = 0; i < plan.n; i++) {
 		const struct isq_plan_entry *en = &plan.entries[i];
@@ -563,7 +449,7 @@ int main(int argc, char **argv)
 	if (!m.streamed && isq_gguf_writer_begin(w, &out))
 		isq_die("%s", out.err.code ? isq_errbuf_msg(&out.err) : isq_gguf_writer_errmsg(w));
 
-	struct isq_pool *pool = pool_new(isq_tool_threads(opt_threads));
+	struct isq_pool *pool = isq_uqff_pool_new(isq_tool_threads(opt_threads));
 	if (!pool)
 		isq_die("out of memory");
 	uint64_t src_total = 0;
