@@ -66,6 +66,19 @@ static int uqff_matrix(struct isq_weights *w, const struct isq_uqff_layer *l, st
 		out->type = l->type;
 		out->row_bytes = (size_t)rb;
 		out->data = l->weight->data;
+		/*
+		 * safetensors does not align tensor data, and block structs and
+		 * floats must not be read at odd addresses: such an entry is copied.
+		 */
+		if ((uintptr_t)out->data % 32) {
+			size_t n = (size_t)rb * (size_t)l->shape[0];
+			void *p = NULL;
+			if (posix_memalign(&p, 32, n ? n : 1))
+				return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory copying layer '%s'", l->key);
+			memcpy(p, out->data, n);
+			out->data = p;
+			return add_owned(w, p);
+		}
 		return 0;
 	}
 	size_t n = (size_t)l->numel;

@@ -18,7 +18,8 @@
  * UQFF.  A UQFF directory (or one of its shards) opens too: config.json,
  * tokenizer.json and residual.safetensors beside the shards give the
  * configuration and the small tensors; each matrix comes from its layer
- * entry.  GGML (format 0) and Unquant (1) entries are used in place; HQQ,
+ * entry.  GGML (format 0) and Unquant (1) entries are used in place (copied
+ * when the file leaves them unaligned, as safetensors may); HQQ,
  * FP8, AFQ, F8Q8 and MXFP4 entries are decoded once at load into an owned
  * F16 copy (the CPU has no kernels for their layouts).  With several shard
  * sets (a numeric shorthand writes a Q*K and an AFQ set) the one with the
