@@ -4,6 +4,7 @@
 #include "sample.h"
 #include "tokenizer.h"
 #include "tool.h"
+#include "tune.h"
 #include "weights.h"
 
 #include <cJSON.h>
@@ -13,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq;
+static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq, *opt_quant;
 static int64_t opt_n = -1, opt_top_k = 40, opt_threads, opt_ctx, opt_seed = -1;
 static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
@@ -23,6 +24,7 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('p', "prompt", &opt_prompt, "TEXT", "the prompt"),
 	ISQ_OPT_STRING('f', "file", &opt_file, "FILE", "read the prompt from FILE ('-' = stdin)"),
 	ISQ_OPT_STRING(0, "isq", &opt_isq, "TYPE", "quantize F32/F16/BF16 matrices to TYPE while loading"),
+	ISQ_OPT_STRING(0, "quant", &opt_quant, "TYPE", "a prebuilt UQFF of TYPE in MODEL, else --isq TYPE; auto: isq-tune's pick"),
 	ISQ_OPT_INT('n', "n-predict", &opt_n, "N", "tokens to generate (default -1: until EOS or the context is full)"),
 	ISQ_OPT_INT('c', "ctx", &opt_ctx, "N", "context length (default: prompt + N, else the model's)"),
 	ISQ_OPT_DOUBLE(0, "temp", &opt_temp, "T", "temperature; 0 is greedy (default 0.8)"),
@@ -74,6 +76,51 @@ static void load_prompt(struct isq_buf *text)
 	} else if (opt_prompt && isq_buf_puts(text, opt_prompt)) {
 		isq_die("out of memory");
 	}
+}
+
+/*
+ * --quant TYPE|auto, mistral.rs's front door: `auto` is isq-tune's balanced
+ * choice for this machine; a shard <TYPE>-0.uqff in the model directory (our
+ * name or mistral.rs's label) is run when present, otherwise the model is
+ * quantized while loading.  Sets *path to what to open and opt_isq.
+ */
+static void resolve_quant(const char **path, char *type_buf, size_t n)
+{
+	const char *want = opt_quant;
+	if (!strcasecmp(want, "auto")) {
+		struct isq_model m;
+		struct isq_errbuf e = { 0 };
+		if (isq_model_open(&m, opt_model))
+			isq_die("%s", isq_errbuf_msg(&m.err));
+		int rc = isq_tune_recommend(&m, ISQ_TARGET_CPU, type_buf, n, &e);
+		isq_model_release(&m);
+		if (rc)
+			isq_die("%s: --quant auto: %s", opt_model, isq_errbuf_msg(&e));
+		isq_info("--quant auto: %s (isq-tune's balanced choice for this machine)", type_buf);
+		want = type_buf;
+	}
+	enum isq_type t;
+	const char *near = NULL;
+	if (isq_type_parse(want, &t, &near))
+		isq_tool_usage_error(&cmd, "unknown type '%s'%s%s%s", want, near ? " (did you mean '" : "",
+				     near ? near : "", near ? "'?)" : "");
+	const char *names[2] = { isq_type_name(t), isq_uqff_type_label(t) };
+	for (int i = 0; i < 2 && isq_is_dir(opt_model); i++) {
+		static struct isq_buf shard = ISQ_BUF_INIT;
+		char file[64];
+		if (!names[i])
+			continue;
+		snprintf(file, sizeof(file), "%s-0.uqff", names[i]);
+		isq_buf_reset(&shard);
+		if (isq_path_join(&shard, opt_model, file))
+			isq_die("out of memory");
+		if (isq_path_exists(shard.data)) {
+			isq_info("--quant %s: the prebuilt %s", isq_type_name(t), shard.data);
+			*path = shard.data;
+			return;
+		}
+	}
+	opt_isq = isq_type_name(t);
 }
 
 /*
@@ -240,14 +287,20 @@ int main(int argc, char **argv)
 	double t0 = isq_now();
 	struct isq_weights w;
 	struct isq_weights_opts wo = { .isq = ISQ_TYPE_NONE, .n_threads = be->n_threads };
+	const char *path = opt_model;
+	char quant_buf[32];
+	if (opt_quant && opt_isq)
+		isq_tool_usage_error(&cmd, "give --quant or --isq, not both");
+	if (opt_quant)
+		resolve_quant(&path, quant_buf, sizeof(quant_buf));
 	if (opt_isq) {
 		const char *near = NULL;
 		if (isq_type_parse(opt_isq, &wo.isq, &near))
 			isq_tool_usage_error(&cmd, "unknown type '%s'%s%s%s", opt_isq, near ? " (did you mean '" : "",
 					     near ? near : "", near ? "'?)" : "");
 	}
-	if (isq_weights_open_opts(&w, opt_model, &wo))
-		isq_die("%s: %s", opt_model, isq_errbuf_msg(&w.err));
+	if (isq_weights_open_opts(&w, path, &wo))
+		isq_die("%s: %s", path, isq_errbuf_msg(&w.err));
 	if (opt_isq)
 		isq_info("%s: %d matrices quantized to %s while loading%s", opt_model, wo.n_quantized,
 			 isq_type_name(wo.isq), wo.n_kept ? ", some kept in their type (rows do not fit its blocks)" : "");

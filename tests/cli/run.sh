@@ -256,3 +256,24 @@ run isq-run -q -m "$BF16" --isq hqq4 -p "$PROMPT" -n 40 --temp 0
 expect_exit 0
 [ -n "$case_skip" ] || { words 10 "$W/.stdout" > "$W/b.txt"; cmp -s "$W/a.txt" "$W/b.txt" || _note "first 10 words differ"; }
 end
+
+begin "run --quant: a prebuilt UQFF in the directory, else quantized at load; auto asks isq-tune"
+need_shared models/stories260K/model.safetensors
+run isq-quantize -q -m "$BF16" -t q8_0 --format uqff -o s8u
+expect_exit 0
+run isq-run -q -m s8u -p "$PROMPT" -n 40 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/uqff.txt"
+run isq-run -m s8u --quant Q8_0 -p "$PROMPT" -n 40 --temp 0
+expect_exit 0
+expect_stdout_file "$W/uqff.txt"
+expect_stderr_contains "--quant q8_0: the prebuilt s8u/q8_0-0.uqff"
+run isq-run -m "$BF16" --quant q8_0 -p "$PROMPT" -n 40 --temp 0
+expect_exit 0
+expect_stderr_contains "matrices quantized to q8_0 while loading"
+run isq-run -m "$BF16" --quant auto -p "$PROMPT" -n 5 --temp 0
+expect_exit 0
+expect_stderr_contains "--quant auto: "
+run isq-run -m "$BF16" --quant q8_0 --isq q8_0 -p hi
+expect_exit 2
+expect_stderr_contains "give --quant or --isq, not both"
+end
