@@ -1,6 +1,7 @@
 /* weights.c - GGUF and safetensors tensors as forward-pass weights. */
 #include "weights.h"
 #include "hparams.h"
+#include "plan.h"
 #include "fp.h"
 #include "thread.h"
 
@@ -139,35 +140,59 @@ static void drop_pages(const void *p, size_t n)
 		madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
-/* --isq: OUT (a float matrix view) becomes an owned matrix of the requested type, or stays as it is. */
-static int isq_matrix(struct isq_weights *w, struct isq_fw_tensor *out)
+/*
+ * The type --isq gives matrix NAME (GGUF spelling): mistral.rs's shape
+ * fallbacks come from the UQFF plan (the rules isq-quantize --format uqff
+ * follows), so a q6_k request on rows of 64 becomes what mistral.rs would
+ * store, not a refusal.  ISQ_TYPE_NONE: leave the matrix as it is.
+ */
+static enum isq_type planned_type(const struct isq_weights *w, const char *name)
+{
+	const struct isq_plan *p = w->isq_plan;
+	char hf[256];
+	int have_hf = !isq_name_gguf_to_hf(name, hf, sizeof(hf));
+	for (size_t i = 0; p && i < p->n; i++) {
+		const struct isq_plan_entry *en = &p->entries[i];
+		if (strcmp(en->name, name) && (!have_hf || strcmp(en->name, hf)))
+			continue;
+		return en->quantize ? en->type : ISQ_TYPE_NONE;
+	}
+	return w->opts->isq;
+}
+
+/* --isq: OUT (a float matrix view) becomes an owned matrix of the planned type, or stays as it is. */
+static int isq_matrix(struct isq_weights *w, const char *name, struct isq_fw_tensor *out)
 {
 	struct isq_weights_opts *o = w->opts;
 	if (out->type != ISQ_TYPE_F32 && out->type != ISQ_TYPE_F16 && out->type != ISQ_TYPE_BF16)
 		return 0;
-	const struct isq_type_traits *dt = isq_type_traits(o->isq);
+	enum isq_type t = planned_type(w, name);
+	const struct isq_type_traits *dt = t == ISQ_TYPE_NONE ? NULL : isq_type_traits(t);
 	uint64_t rb;
-	if (!dt || !dt->quantize || out->cols % dt->blck || isq_type_row_size(o->isq, (uint64_t)out->cols, &rb)) {
+	if (!dt || !dt->is_quantized || !dt->quantize || !dt->vec_dot || out->cols % dt->blck ||
+	    isq_type_row_size(t, (uint64_t)out->cols, &rb)) {
 		o->n_kept++;
 		return 0;
 	}
 	uint8_t *dst = malloc((size_t)rb * (size_t)out->rows);
 	int n = o->n_threads < 1 ? 1 : o->n_threads;
 	float *scratch = isq_mallocarray((size_t)n * ISQ_ROWS * (size_t)out->cols, sizeof(float));
-	struct isq_pool *pool = n > 1 ? isq_pool_new(n) : NULL;
-	if (!dst || !scratch || (n > 1 && !pool)) {
+	/* one pool for the whole load, made at the first matrix */
+	if (n > 1 && !w->isq_pool)
+		w->isq_pool = isq_pool_new(n);
+	if (!dst || !scratch || (n > 1 && !w->isq_pool)) {
 		free(dst);
 		free(scratch);
-		isq_pool_free(pool);
 		return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory quantizing a %lld x %lld matrix",
 				      (long long)out->rows, (long long)out->cols);
 	}
 	struct isq_job j = { out, isq_type_traits(out->type), dt, dst, (size_t)rb, scratch };
-	isq_pool_for(pool, (out->rows + ISQ_ROWS - 1) / ISQ_ROWS, 1, isq_rows, &j);
-	isq_pool_free(pool);
+	isq_pool_for(w->isq_pool, (out->rows + ISQ_ROWS - 1) / ISQ_ROWS, 1, isq_rows, &j);
 	free(scratch);
 	drop_pages(out->data, out->row_bytes * (size_t)out->rows);
-	out->type = o->isq;
+	if (t != o->isq)
+		o->n_fallback++;
+	out->type = t;
 	out->row_bytes = (size_t)rb;
 	out->data = dst;
 	o->n_quantized++;
@@ -186,7 +211,7 @@ static int get_matrix(struct isq_weights *w, const char *name, int required, str
 		if (l) {
 			int rc = uqff_matrix(w, l, out);
 			if (!rc && w->opts && w->opts->isq != ISQ_TYPE_NONE && strcmp(name, "token_embd.weight"))
-				rc = isq_matrix(w, out);
+				rc = isq_matrix(w, name, out);
 			return rc;
 		}
 	}
@@ -212,7 +237,7 @@ static int get_matrix(struct isq_weights *w, const char *name, int required, str
 	out->row_bytes = (size_t)rb;
 	out->data = t->data;
 	if (w->opts && w->opts->isq != ISQ_TYPE_NONE && strcmp(name, "token_embd.weight"))
-		return isq_matrix(w, out);
+		return isq_matrix(w, name, out);
 	return 0;
 }
 
@@ -438,7 +463,7 @@ int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_we
 	memset(w, 0, sizeof(*w));
 	w->opts = o;
 	if (o) {
-		o->n_quantized = o->n_kept = 0;
+		o->n_quantized = o->n_kept = o->n_fallback = 0;
 		const struct isq_type_traits *tt = o->isq == ISQ_TYPE_NONE ? NULL : isq_type_traits(o->isq);
 		if (o->isq != ISQ_TYPE_NONE && (!tt || !tt->quantize || !tt->vec_dot))
 			return isq_errbuf_set(&w->err, ISQ_EUNSUPPORTED, "type %s cannot be computed with on the CPU",
@@ -476,7 +501,22 @@ int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_we
 		rc = isq_errbuf_set(&w->err, w->model.config_rc ? w->model.config_rc : ISQ_EFORMAT, "%s",
 				    w->model.config_err[0] ? w->model.config_err : "config.json cannot be used");
 	}
+	struct isq_plan plan = { 0 };
+	if (!rc && o && o->isq != ISQ_TYPE_NONE) {
+		/* mistral.rs's rules: every linear weight in the type, its shape fallbacks (the UQFF plan) */
+		struct isq_plan_opts po = { .type = isq_type_name(o->isq), .pure = 1, .format = ISQ_FORMAT_UQFF,
+					    .target = ISQ_TARGET_CPU };
+		struct isq_errbuf pe = { 0 };
+		/* a model the planner cannot describe still runs: every matrix then takes the type as it fits */
+		if (isq_plan_build(&w->model, &po, &plan, &pe) == 0)
+			w->isq_plan = &plan;
+	}
 	rc = rc ? rc : fill(w);
+	if (w->isq_plan)
+		isq_plan_release(&plan);
+	w->isq_plan = NULL;
+	isq_pool_free(w->isq_pool);
+	w->isq_pool = NULL;
 	w->opts = NULL;
 	if (rc) {
 		struct isq_errbuf keep = w->err;

@@ -47,6 +47,8 @@ struct isq_weights {
 	struct isq_weights_opts *opts;
 	struct isq_uqff *uqff;               /* UQFF input; NULL otherwise */
 	const struct isq_uqff_set *uqff_set; /* the set in use */
+	const struct isq_plan *isq_plan;     /* while opening with --isq: the planned types */
+	struct isq_pool *isq_pool;           /* while opening with --isq: its threads */
 };
 
 /*
@@ -65,13 +67,15 @@ int isq_weights_open(struct isq_weights *w, const char *path);
  * threads, into memory the handle owns; the source pages are then dropped
  * from memory (madvise), so the whole model is never resident unquantized.
  * The token embedding stays as stored (a lookup, not a product).  A matrix
- * whose rows do not fit the type's blocks keeps its source type, as
- * mistral.rs falls back.  isq = ISQ_TYPE_NONE opens as isq_weights_open().
+ * whose rows do not fit the type's blocks takes mistral.rs's fallback type
+ * (the UQFF plan's shape rules), or keeps its source type when the fallback
+ * is a float type.  isq = ISQ_TYPE_NONE opens as isq_weights_open().
  */
 struct isq_weights_opts {
 	enum isq_type isq;
 	int n_threads;
 	int n_quantized, n_kept; /* out: matrices quantized, matrices left in their type */
+	int n_fallback;          /* out: of the quantized, those given a fallback type */
 };
 int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o);
 void isq_weights_release(struct isq_weights *w);

@@ -302,8 +302,9 @@ int main(int argc, char **argv)
 	if (isq_weights_open_opts(&w, path, &wo))
 		isq_die("%s: %s", path, isq_errbuf_msg(&w.err));
 	if (opt_isq)
-		isq_info("%s: %d matrices quantized to %s while loading%s", opt_model, wo.n_quantized,
-			 isq_type_name(wo.isq), wo.n_kept ? ", some kept in their type (rows do not fit its blocks)" : "");
+		isq_info("%s: %d matrices quantized to %s while loading (%d of them to mistral.rs's fallback type for "
+			 "their shape; %d more kept in their type)",
+			 path, wo.n_quantized, isq_type_name(wo.isq), wo.n_fallback, wo.n_kept);
 	struct isq_tokenizer *tok = isq_tokenizer_new();
 	if (!tok)
 		isq_die("out of memory");

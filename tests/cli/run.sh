@@ -205,7 +205,7 @@ expect_exit 0
 run isq-run -m "$BF16" --isq Q8_0 -p "$PROMPT" -n 60 --temp 0
 expect_exit 0
 expect_stdout_file "$W/file.txt"
-expect_stderr_contains "matrices quantized to q8_0 while loading"
+expect_stderr_contains "matrices quantized to q8_0 while loading (0 of them"
 end
 
 begin "run --isq: an unknown type is a usage error with a suggestion"
@@ -269,11 +269,21 @@ expect_stdout_file "$W/uqff.txt"
 expect_stderr_contains "--quant q8_0: the prebuilt s8u/q8_0-0.uqff"
 run isq-run -m "$BF16" --quant q8_0 -p "$PROMPT" -n 40 --temp 0
 expect_exit 0
-expect_stderr_contains "matrices quantized to q8_0 while loading"
+expect_stderr_contains "matrices quantized to q8_0 while loading (0 of them"
 run isq-run -m "$BF16" --quant auto -p "$PROMPT" -n 5 --temp 0
 expect_exit 0
 expect_stderr_contains "--quant auto: "
 run isq-run -m "$BF16" --quant q8_0 --isq q8_0 -p hi
 expect_exit 2
 expect_stderr_contains "give --quant or --isq, not both"
+end
+
+begin "run --isq q6_k on rows of 64 takes mistral.rs's fallback (q8_0): the text of --isq q8_0"
+need_shared models/stories260K/model.safetensors
+run isq-run -q -m "$BF16" --isq q8_0 -p "$PROMPT" -n 60 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/q8.txt"
+run isq-run -m "$BF16" --isq q6_k -p "$PROMPT" -n 60 --temp 0
+expect_exit 0
+expect_stdout_file "$W/q8.txt"
+expect_stderr_contains "30 matrices quantized to q6_k while loading (30 of them to mistral.rs's fallback type"
 end
