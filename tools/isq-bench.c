@@ -78,6 +78,17 @@ static const struct isq_cmd cmd = {
 	.opts = options,
 };
 
+/* One JSON document on stdout, then J is freed. */
+static void print_json(cJSON *j)
+{
+	char *s = cJSON_PrintUnformatted(j);
+	if (!s)
+		isq_die("out of memory");
+	printf("%s\n", s);
+	free(s);
+	cJSON_Delete(j);
+}
+
 enum report_format { FMT_MD, FMT_CSV, FMT_JSON };
 
 /* Chunk (or every hundredth document) K done: the running perplexity at -v. */
@@ -156,12 +167,7 @@ static void report(const struct isq_eval_result *r, enum report_format fmt)
 			cJSON_AddNumberToObject(j, "rms_dp_pct", rms_dp);
 		}
 		cJSON_AddNumberToObject(j, "seconds", r->seconds);
-		char *s = cJSON_PrintUnformatted(j);
-		if (!s)
-			isq_die("out of memory");
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
+		print_json(j);
 	} else if (fmt == FMT_CSV) {
 		if (kl)
 			printf("model,base,ctx,chunks,scored_tokens,ppl,ppl_err,ppl_base,ppl_base_err,kl_mean,kl_err,"
@@ -262,12 +268,7 @@ static void sweep_report(const struct isq_sweep_row *rows, size_t n, enum report
 			cJSON_AddNumberToObject(o, "seconds", r->seconds);
 			cJSON_AddItemToArray(arr, o);
 		}
-		char *s = cJSON_PrintUnformatted(j);
-		if (!s)
-			isq_die("out of memory");
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
+		print_json(j);
 		return;
 	}
 	if (fmt == FMT_CSV)
@@ -462,12 +463,7 @@ static void tensors_report(const struct isq_tensor_report *r, size_t n, enum rep
 			}
 			cJSON_AddItemToArray(types, o);
 		}
-		char *s = cJSON_PrintUnformatted(j);
-		if (!s)
-			isq_die("out of memory");
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
+		print_json(j);
 		return;
 	}
 	if (fmt == FMT_CSV) {
@@ -537,12 +533,7 @@ static void quant_report(const struct isq_tensor_report *r, size_t n, int thread
 			cJSON_AddNumberToObject(o, "mb_per_s", isq_tensor_mb_per_s(&r[i].total));
 			cJSON_AddItemToArray(arr, o);
 		}
-		char *s = cJSON_PrintUnformatted(j);
-		if (!s)
-			isq_die("out of memory");
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
+		print_json(j);
 		return;
 	}
 	if (fmt == FMT_CSV)
@@ -648,12 +639,7 @@ static void run_speed(struct isq_backend *be, enum report_format fmt)
 			cJSON_AddNumberToObject(o, "cpu_ts", rows[i].cpu);
 			cJSON_AddItemToArray(arr, o);
 		}
-		char *s = cJSON_PrintUnformatted(j);
-		if (!s)
-			isq_die("out of memory");
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
+		print_json(j);
 	} else if (fmt == FMT_CSV) {
 		printf("model,bytes,params,backend,threads,test,avg_ts,stddev_ts,cpu_ts\n");
 		for (int i = 0; i < nr; i++)

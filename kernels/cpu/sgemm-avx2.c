@@ -11,33 +11,13 @@
 #include "sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
+#define ISQ_LANES_AVX2 1
 #include "fp.h"
+#include "lanes.h"
 #include "types.h"
-
-/* 8x8 transpose of floats: rows r0..r7 (8 floats each) -> columns. */
-static inline void transpose8(__m256 r[8])
-{
-	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-	__m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-	__m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-	__m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-	__m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-	r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-	r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-	r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-	r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-	r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-	r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-	r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-	r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 void isq_panel16_pack_avx2(const float *rows, size_t ld, int nr, int64_t k, float *p)
 {
@@ -48,7 +28,7 @@ void isq_panel16_pack_avx2(const float *rows, size_t ld, int nr, int64_t k, floa
 				__m256 r[8];
 				for (int j = 0; j < 8; j++)
 					r[j] = _mm256_loadu_ps(rows + (size_t)(h * 8 + j) * ld + i);
-				transpose8(r);
+				lv_tr8(r);
 				for (int j = 0; j < 8; j++)
 					_mm256_storeu_ps(p + (size_t)(i + j) * 16 + h * 8, r[j]);
 			}
@@ -186,13 +166,6 @@ static inline __m256 load8(int type, const uint8_t *row, int64_t i)
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-static inline float hsum8(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
 /* the k % 8 tail, in order, as the reference */
 static inline float tail(int type, const uint8_t *row, int64_t i, int64_t k, const float *x, float s)
 {
@@ -223,10 +196,10 @@ static inline __attribute__((always_inline)) void gemv4(int type, int64_t k, con
 		a2 = _mm256_fmadd_ps(load8(type, w + 2 * rb, i), xv, a2);
 		a3 = _mm256_fmadd_ps(load8(type, w + 3 * rb, i), xv, a3);
 	}
-	y[0] = tail(type, w, i, k, x, hsum8(a0));
-	y[1] = tail(type, w + rb, i, k, x, hsum8(a1));
-	y[2] = tail(type, w + 2 * rb, i, k, x, hsum8(a2));
-	y[3] = tail(type, w + 3 * rb, i, k, x, hsum8(a3));
+	y[0] = tail(type, w, i, k, x, lv_hsum(a0));
+	y[1] = tail(type, w + rb, i, k, x, lv_hsum(a1));
+	y[2] = tail(type, w + 2 * rb, i, k, x, lv_hsum(a2));
+	y[3] = tail(type, w + 3 * rb, i, k, x, lv_hsum(a3));
 }
 
 static inline __attribute__((always_inline)) void gemv1(int type, int64_t k, const uint8_t *w, const float *x,
@@ -236,7 +209,7 @@ static inline __attribute__((always_inline)) void gemv1(int type, int64_t k, con
 	int64_t i = 0;
 	for (; i + 8 <= k; i += 8)
 		a0 = _mm256_fmadd_ps(load8(type, w, i), _mm256_loadu_ps(x + i), a0);
-	*y = tail(type, w, i, k, x, hsum8(a0));
+	*y = tail(type, w, i, k, x, lv_hsum(a0));
 }
 
 #define GEMV_TYPE(T)                                                                                                   \
