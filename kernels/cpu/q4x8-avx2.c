@@ -1,9 +1,11 @@
 /*
- * q4x8-avx2.c - the Q4_0x8 matrix-vector product of repack.h.  Per block
- * column: four 32-byte loads hold the eight rows' codes, unsigned nibbles
- * times signed activations by maddubs, and three horizontal adds reduce the
- * 8 x 32 products to eight exact integer sums (|partial| <= 16 * 15 * 127,
- * inside int16).  The -8 offset is one subtraction of 8 * sum(x) per block.
+ * q4x8-avx2.c - the Q4_0x8 products of repack.h.  Each 32-byte load holds
+ * four code bytes of each of the eight rows; its nibbles times the matching
+ * four activation codes (a 32-bit broadcast) by maddubs leave every row's
+ * partial sums in its own 32-bit lane, so a block needs no horizontal adds.
+ * Up to four activation rows share each decoded load.  The eight maddubs of
+ * a block add in int16: |each| <= 2 * 15 * 127, eight of them <= 30480.  The
+ * -8 offset is one subtraction of 8 * sum(x) per block.
  */
 #include "repack.h"
 
@@ -11,54 +13,84 @@
 #include <immintrin.h>
 
 #include "blocks.h"
-#include "fp.h"
 
-static inline __m256i pair_products(const uint8_t *qs, __m256i ylo, __m256i yhi, __m256i m4)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+/* activation rows per pass over a group: 2 and 3 measured slower, more would spill */
+#define TILE_T 4
+
+static ALWAYS_INLINE __m256i bcast4(const int8_t *p)
 {
-	__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)qs);
-	__m256i lo = _mm256_and_si256(v, m4);
-	__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-	return _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+	return _mm256_castps_si256(_mm256_broadcast_ss((const float *)(const void *)p));
 }
 
-void isq_gemv_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const void *x,
-			  const int32_t *sums, float *y)
+/* Group grp for activation rows t0 .. t0+NT-1 (NT <= 4 and constant after inlining). */
+static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_q8_act *x, int t0, int NT, float *y,
+			       size_t ldy)
 {
-	const struct block_q8_0 *xb = x;
-	const __m256i m4 = _mm256_set1_epi8(15);
-	const __m256i ones = _mm256_set1_epi16(1);
-	for (int64_t g = g0; g < g1; g++) {
-		const uint8_t *col = (const uint8_t *)packed + (size_t)g * ISQ_Q4_0X8_GROUP_BYTES(nb);
-		__m256 acc = _mm256_setzero_ps();
-		for (int64_t b = 0; b < nb; b++, col += 144) {
-			const __m128i *xq = (const __m128i *)(const void *)xb[b].qs;
-			__m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(xq));
-			__m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(xq + 1));
-			__m256i p01 = pair_products(col + 16, ylo, yhi, m4);
-			__m256i p23 = pair_products(col + 48, ylo, yhi, m4);
-			__m256i p45 = pair_products(col + 80, ylo, yhi, m4);
-			__m256i p67 = pair_products(col + 112, ylo, yhi, m4);
-			__m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(p01, p23), _mm256_hadd_epi16(p45, p67));
-			__m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(h, ones), _mm256_set1_epi32(sums[b]));
-			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)col));
-			__m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(isq_le16(&xb[b].d))));
-			acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc);
+	const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+	const struct block_q8_0 *xr[4];
+	__m256 acc[4];
+	_Pragma("GCC unroll 8")
+	for (int t = 0; t < NT; t++) {
+		xr[t] = (const struct block_q8_0 *)(const void *)((const uint8_t *)x->q + (size_t)(t0 + t) * x->row_bytes);
+		acc[t] = _mm256_setzero_ps();
+	}
+	const uint8_t *col = grp;
+	for (int64_t b = 0; b < nb; b++, col += 144) {
+		__m256i s[4];
+		_Pragma("GCC unroll 8")
+		for (int t = 0; t < NT; t++)
+			s[t] = _mm256_setzero_si256();
+		_Pragma("GCC unroll 8")
+		for (int i = 0; i < 4; i++) {
+			__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(col + 16 + 32 * i));
+			__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+			_Pragma("GCC unroll 8")
+			for (int t = 0; t < NT; t++) {
+				const int8_t *q = xr[t][b].qs;
+				__m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(q + 4 * i)),
+							     _mm256_maddubs_epi16(hi, bcast4(q + 16 + 4 * i)));
+				s[t] = _mm256_add_epi16(s[t], p);
+			}
 		}
-		float t[8];
-		_mm256_storeu_ps(t, acc);
-		float *out = y + 8 * g;
-		/* lanes hold rows 0 2 4 6 1 3 5 7 */
-		out[0] = t[0], out[2] = t[1], out[4] = t[2], out[6] = t[3];
-		out[1] = t[4], out[3] = t[5], out[5] = t[6], out[7] = t[7];
+		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)col));
+		_Pragma("GCC unroll 8")
+		for (int t = 0; t < NT; t++) {
+			size_t k = (size_t)(t0 + t) * (size_t)nb + (size_t)b;
+			__m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(x->sums[k]));
+			__m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(&x->d[k]));
+			acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc[t]);
+		}
+	}
+	_Pragma("GCC unroll 8")
+	for (int t = 0; t < NT; t++)
+		_mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
+}
+
+void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			  float *y, size_t ldy)
+{
+	for (int64_t g = g0; g < g1; g++) {
+		const uint8_t *grp = (const uint8_t *)packed + (size_t)g * ISQ_Q4_0X8_GROUP_BYTES(nb);
+		float *yg = y + 8 * g;
+		int t = 0;
+		for (; t + TILE_T <= x->n; t += TILE_T)
+			tile(grp, nb, x, t, TILE_T, yg, ldy);
+		switch (x->n - t) {
+		case 3: tile(grp, nb, x, t, 3, yg, ldy); break;
+		case 2: tile(grp, nb, x, t, 2, yg, ldy); break;
+		case 1: tile(grp, nb, x, t, 1, yg, ldy); break;
+		default: break;
+		}
 	}
 }
 
 #else
 
-void isq_gemv_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const void *x,
-			  const int32_t *sums, float *y)
+void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			  float *y, size_t ldy)
 {
-	isq_gemv_q4_0x8_ref(packed, nb, g0, g1, x, sums, y);
+	isq_gemm_q4_0x8_ref(packed, nb, g0, g1, x, y, ldy);
 }
 
 #endif

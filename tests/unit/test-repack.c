@@ -53,45 +53,107 @@ TEST(q4_0x8_unpacks_to_the_original_rows)
 	free(w);
 }
 
-/* The repacked product: AVX2 == reference bit for bit, and both == vec_dot to rounding. */
-TEST(q4_0x8_gemv_matches_reference_and_vec_dot)
+/* Random Q8_0 rows, codes over the whole int8 range (-128 included, which files may hold). */
+static uint8_t *random_q8_0(int64_t rows, int64_t nb)
+{
+	struct block_q8_0 *w = malloc((size_t)(rows * nb) * sizeof(*w));
+	for (int64_t i = 0; i < rows * nb; i++) {
+		w[i].d = (uint16_t)(0x1c00 + next() % 0x800);
+		for (int j = 0; j < 32; j++)
+			w[i].qs[j] = (int8_t)next();
+	}
+	return (uint8_t *)w;
+}
+
+/*
+ * The repacked products for 1..9 activation rows: AVX2 == reference bit for
+ * bit, the same bits for a row whether it comes alone or in a batch, and
+ * both == the type's vec_dot to rounding.
+ */
+static void gemm_x8_matches(enum isq_type type)
 {
 	isq_types_init();
-	const struct isq_type_traits *tt = isq_type_traits(ISQ_TYPE_Q4_0), *qt = isq_type_traits(ISQ_TYPE_Q8_0);
-	enum { R = 32, NB = 40, C = NB * 32 };
-	uint8_t *w = random_q4_0(R, NB);
-	size_t rb = NB * sizeof(struct block_q4_0);
-	uint8_t *p = malloc(ISQ_Q4_0X8_GROUP_BYTES(NB) * (R / 8));
-	isq_repack_q4_0x8(w, rb, R, NB, p);
-	float *x = malloc(C * sizeof(float)), y_ref[R], y[R];
-	for (int i = 0; i < C; i++)
+	int q4 = type == ISQ_TYPE_Q4_0;
+	const struct isq_type_traits *tt = isq_type_traits(type), *qt = isq_type_traits(ISQ_TYPE_Q8_0);
+	enum { R = 32, NB = 40, C = NB * 32, T = 9 };
+	uint8_t *w = q4 ? random_q4_0(R, NB) : random_q8_0(R, NB);
+	size_t rb = (size_t)NB * tt->type_size;
+	size_t gb = q4 ? ISQ_Q4_0X8_GROUP_BYTES(NB) : ISQ_Q8_0X8_GROUP_BYTES(NB);
+	uint8_t *p = malloc(gb * (R / 8)), row[NB * 34];
+	if (q4)
+		isq_repack_q4_0x8(w, rb, R, NB, p);
+	else
+		isq_repack_q8_0x8(w, rb, R, NB, p);
+	for (int r = 0; r < R; r++) {
+		if (q4)
+			isq_unpack_q4_0x8_row(p, NB, r, row);
+		else
+			isq_unpack_q8_0x8_row(p, NB, r, row);
+		CHECK_MSG(memcmp(row, w + r * rb, rb) == 0, "row %d does not unpack to itself", r);
+	}
+	float *x = malloc(T * C * sizeof(float));
+	for (int i = 0; i < T * C; i++)
 		x[i] = frand() * (i % 97 == 0 ? 8.0f : 1.0f);
 	/* extreme activations too: codes of +-127 in every block */
 	x[5] = 40.0f;
-	x[C - 3] = -40.0f;
-	uint8_t *xq = malloc(NB * sizeof(struct block_q8_0));
-	int32_t sums[NB];
-	qt->from_float(x, xq, C);
-	isq_q8_0_block_sums(xq, NB, sums);
-	isq_gemv_q4_0x8_ref(p, NB, 0, R / 8, xq, sums, y_ref);
-	for (int r = 0; r < R; r++) {
-		float d;
-		tt->vec_dot_ref(C, &d, w + r * rb, xq);
-		CHECK_MSG(fabsf(d - y_ref[r]) <= 1e-5f * (1.0f + fabsf(d)), "row %d: %g vs vec_dot %g", r, y_ref[r], d);
-	}
-	if (isq_cpu_has_avx2()) {
+	x[T * C - 3] = -40.0f;
+	size_t xrow = NB * sizeof(struct block_q8_0);
+	uint8_t *xq = malloc(T * xrow);
+	float xd[T * NB], y_ref[T * R], y[T * R], y1[R];
+	int32_t sums[T * NB];
+	for (int t = 0; t < T; t++)
+		qt->from_float(x + t * C, xq + t * xrow, C);
+	isq_q8_act_prepare(xq, xrow, T, NB, xd, sums);
+	for (int n = 1; n <= T; n++) {
+		struct isq_q8_act act = { .q = xq, .row_bytes = xrow, .d = xd, .sums = sums, .n = n };
+		if (q4)
+			isq_gemm_q4_0x8_ref(p, NB, 0, R / 8, &act, y_ref, R);
+		else
+			isq_gemm_q8_0x8_ref(p, NB, 0, R / 8, &act, y_ref, R);
+		for (int t = 0; t < n; t++)
+			for (int r = 0; r < R; r++) {
+				float d;
+				tt->vec_dot_ref(C, &d, w + r * rb, xq + t * xrow);
+				CHECK_MSG(fabsf(d - y_ref[t * R + r]) <= 1e-5f * (1.0f + fabsf(d)),
+					  "%d rows: row %d token %d: %g vs vec_dot %g", n, r, t, y_ref[t * R + r], d);
+			}
+		/* the last token alone gives the bits it gets in the batch */
+		struct isq_q8_act one = { .q = xq + (n - 1) * xrow, .row_bytes = xrow, .d = xd + (n - 1) * NB,
+					  .sums = sums + (n - 1) * NB, .n = 1 };
+		if (q4)
+			isq_gemm_q4_0x8_ref(p, NB, 0, R / 8, &one, y1, R);
+		else
+			isq_gemm_q8_0x8_ref(p, NB, 0, R / 8, &one, y1, R);
+		CHECK(memcmp(y1, y_ref + (n - 1) * R, sizeof(y1)) == 0);
+		if (!isq_cpu_has_avx2())
+			continue;
 		memset(y, 0, sizeof(y));
 		/* two calls over group ranges: the split must not matter */
-		isq_gemv_q4_0x8_avx2(p, NB, 0, 1, xq, sums, y);
-		isq_gemv_q4_0x8_avx2(p, NB, 1, R / 8, xq, sums, y);
-		CHECK(memcmp(y, y_ref, sizeof(y)) == 0);
-	} else {
-		printf("  (no AVX2: reference path only)\n");
+		if (q4) {
+			isq_gemm_q4_0x8_avx2(p, NB, 0, 1, &act, y, R);
+			isq_gemm_q4_0x8_avx2(p, NB, 1, R / 8, &act, y, R);
+		} else {
+			isq_gemm_q8_0x8_avx2(p, NB, 0, 1, &act, y, R);
+			isq_gemm_q8_0x8_avx2(p, NB, 1, R / 8, &act, y, R);
+		}
+		CHECK_MSG(memcmp(y, y_ref, (size_t)n * R * sizeof(float)) == 0, "%d rows: AVX2 differs", n);
 	}
+	if (!isq_cpu_has_avx2())
+		printf("  (no AVX2: reference path only)\n");
 	free(xq);
 	free(x);
 	free(p);
 	free(w);
+}
+
+TEST(q4_0x8_gemm_matches_reference_and_vec_dot)
+{
+	gemm_x8_matches(ISQ_TYPE_Q4_0);
+}
+
+TEST(q8_0x8_gemm_matches_reference_and_vec_dot)
+{
+	gemm_x8_matches(ISQ_TYPE_Q8_0);
 }
 
 /* Panels: AVX2 == scalar FMA chain bit for bit for every token count, row count and length. */
@@ -135,7 +197,7 @@ TEST(sgemm_panels_match_reference)
 	CHECK(checked == 6 * 4 * 5);
 }
 
-/* Through the backend: a repacked matrix gives the unrepacked one's products to rounding, for 1..20 tokens. */
+/* Through the backend: a repacked matrix against the unrepacked one and against itself a token at a time, 1..20 tokens. */
 static void backend_repacked_matches_rows(enum isq_type type)
 {
 	enum { R = 40, C = 256, T = 20 };
@@ -159,12 +221,22 @@ static void backend_repacked_matches_rows(enum isq_type type)
 	}
 	unsetenv("ISQ_NO_REPACK");
 	CHECK(dev[0].layout == 0 && dev[1].layout != 0);
+	/*
+	 * Below 16 tokens both multiply quantized activations (to rounding);
+	 * from 16 the plain rows go through F32 panels, so the repacked matrix
+	 * is held to its own one-token products instead, bit for bit.
+	 */
+	float one[R];
 	for (int nt = 1; nt <= T; nt += 3) {
 		for (int k = 0; k < 2; k++)
 			be[k]->ops->matmul(be[k], &dev[k], NULL, x, y[k], nt);
-		for (int i = 0; i < nt * R; i++)
+		for (int i = 0; nt < 16 && i < nt * R; i++)
 			CHECK_MSG(fabsf(y[0][i] - y[1][i]) <= 2e-5f * (1.0f + fabsf(y[0][i])), "%d tokens, output %d: %g vs %g",
 				  nt, i, y[0][i], y[1][i]);
+		for (int t = 0; t < nt; t++) {
+			be[1]->ops->matmul(be[1], &dev[1], NULL, x + (size_t)t * C, one, 1);
+			CHECK_MSG(memcmp(one, y[1] + (size_t)t * R, sizeof(one)) == 0, "%d tokens: token %d alone differs", nt, t);
+		}
 	}
 	/* rows read back (embedding lookups) are the file's rows */
 	int32_t ids[3] = { 0, 17, 39 };
@@ -241,48 +313,6 @@ TEST(gemv_wide_matches_reference)
 			free(x);
 			free(w);
 		}
-}
-
-/* Q8_0x8: the rows come back, AVX2 == reference bit for bit, reference == vec_dot to rounding, codes of -128 included. */
-TEST(q8_0x8_round_trip_and_gemv)
-{
-	isq_types_init();
-	const struct isq_type_traits *qt = isq_type_traits(ISQ_TYPE_Q8_0);
-	enum { R = 16, NB = 9, C = NB * 32 };
-	size_t rb = NB * sizeof(struct block_q8_0);
-	struct block_q8_0 *w = malloc(R * rb);
-	for (int i = 0; i < R * NB; i++) {
-		w[i].d = (uint16_t)(0x1c00 + next() % 0x800);
-		for (int j = 0; j < 32; j++)
-			w[i].qs[j] = (int8_t)next();
-		w[i].qs[i % 32] = -128; /* a file may hold it though our encoder never writes it */
-	}
-	uint8_t *p = malloc(ISQ_Q8_0X8_GROUP_BYTES(NB) * (R / 8)), row[NB * sizeof(struct block_q8_0)];
-	isq_repack_q8_0x8(w, rb, R, NB, p);
-	for (int r = 0; r < R; r++) {
-		isq_unpack_q8_0x8_row(p, NB, r, row);
-		CHECK_MSG(memcmp(row, (uint8_t *)w + r * rb, rb) == 0, "row %d", r);
-	}
-	float x[C], y_ref[R], y[R];
-	for (int i = 0; i < C; i++)
-		x[i] = frand();
-	x[3] = -9.0f; /* an activation code of -127 */
-	uint8_t xq[NB * sizeof(struct block_q8_0)];
-	qt->from_float(x, xq, C);
-	isq_gemv_q8_0x8_ref(p, NB, 0, R / 8, xq, y_ref);
-	for (int r = 0; r < R; r++) {
-		float d;
-		qt->vec_dot_ref(C, &d, (uint8_t *)w + r * rb, xq);
-		CHECK_MSG(fabsf(d - y_ref[r]) <= 1e-5f * (1.0f + fabsf(d)), "row %d: %g vs vec_dot %g", r, y_ref[r], d);
-	}
-	if (isq_cpu_has_avx2()) {
-		isq_gemv_q8_0x8_avx2(p, NB, 0, R / 8, xq, y);
-		CHECK(memcmp(y, y_ref, sizeof(y)) == 0);
-	} else {
-		printf("  (no AVX2: reference path only)\n");
-	}
-	free(p);
-	free(w);
 }
 
 /* Attention's loops: AVX2 == portable bit for bit, for head sizes with and without a tail. */
