@@ -17,7 +17,24 @@
  *   uint16_t d[8];          scales in row order
  *   int8_t   qs[8][8][4];   qs[i][r] = codes 4i..4i+3 of row r
  *
- * Both are the size of the rows they came from.  The product of a group with
+ * Q4_Kx8: eight Q4_K rows per super-block column of 1184 bytes (the rows'
+ * 1152 and 32 for the scales unpacked from 6 bits):
+ *
+ *   uint16_t d[8], dmin[8];  in row order
+ *   uint8_t  sc[8][8];       sc[j][r]: sub-block j's scale in row r
+ *   uint8_t  m[4][8][2];     m[k][r]: row r's mins of sub-blocks 2k, 2k+1
+ *   uint8_t  qs[4][8][8][4]; qs[c][i][r] = bytes 32c+4i..+3 of row r's qs
+ *                            (low nibbles: elements 64c+4i.., sub-block 2c;
+ *                            high: 64c+32+4i.., sub-block 2c+1)
+ *
+ * and its product with a Q8_K activation row is, per row r and super-block s,
+ *
+ *   v = fma(-dmin, (float)summ, d * (float)isum);  acc = fma(d_x, v, acc)
+ *
+ * with isum = sum_j sc_j * (sum of q * x over sub-block j) and summ =
+ * sum_j m_j * (sum of x over sub-block j), both exact integers.
+ *
+ * Q4_0x8 and Q8_0x8 are the size of the rows they came from.  The product of a group with
  * one Q8_0 activation row x is, per row r,
  *
  *   acc = 0;  for b: acc = fma(d_w[r][b] * d_x[b], (float)isum[r][b], acc)
@@ -35,6 +52,7 @@
 
 #define ISQ_Q4_0X8_GROUP_BYTES(nb) ((size_t)(nb) * 144)
 #define ISQ_Q8_0X8_GROUP_BYTES(nb) ((size_t)(nb) * 272)
+#define ISQ_Q4_KX8_GROUP_BYTES(nsb) ((size_t)(nsb) * 1184)
 
 /* n Q8_0 activation rows of nb blocks, with what the products need per block. */
 struct isq_q8_act {
@@ -70,6 +88,24 @@ void isq_gemm_q8_0x8(const void *packed, int64_t nb, int64_t g0, int64_t g1, con
 void isq_gemm_q8_0x8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
 			 float *y, size_t ldy);
 void isq_gemm_q8_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			  float *y, size_t ldy);
+
+/* n Q8_K activation rows of nsb super-blocks. */
+struct isq_q8k_act {
+	const void *q;		/* row t at q + t * row_bytes */
+	size_t row_bytes;
+	const int16_t *bs;	/* bs[(t * nsb + s) * 8 + j]: sum of sub-block j's codes */
+	int n;
+};
+
+void isq_q8k_act_prepare(const void *q, size_t row_bytes, int n, int64_t nsb, int16_t *bs);
+void isq_repack_q4_Kx8(const void *src, size_t row_bytes, int64_t rows, int64_t nsb, void *dst);
+void isq_unpack_q4_Kx8_row(const void *packed, int64_t nsb, int64_t r, void *dst);
+void isq_gemm_q4_Kx8(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x, float *y,
+		     size_t ldy);
+void isq_gemm_q4_Kx8_ref(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
+			 float *y, size_t ldy);
+void isq_gemm_q4_Kx8_avx2(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
 			  float *y, size_t ldy);
 
 #endif
