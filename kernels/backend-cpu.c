@@ -34,7 +34,21 @@ struct cpu {
 	int repack; /* rearrange weights at load (ISQ_NO_REPACK=1 turns it off, for comparisons) */
 };
 
-enum { LAYOUT_ROWS, LAYOUT_Q4_0X8, LAYOUT_Q8_0X8, LAYOUT_Q4_KX8 };
+enum { LAYOUT_ROWS, LAYOUT_Q4_0X8, LAYOUT_Q8_0X8, LAYOUT_Q4_KX8, LAYOUT_Q6_KX8 };
+
+/* The eight-row layouts of repack.h, by fw_tensor.layout. */
+static const struct repack_kind {
+	enum isq_type type;
+	int blck;	  /* elements per block of the layout's column */
+	size_t col_bytes; /* bytes per block column of eight rows */
+	void (*repack)(const void *src, size_t row_bytes, int64_t rows, int64_t nb, void *dst);
+	void (*unpack_row)(const void *packed, int64_t nb, int64_t r, void *dst);
+} repack_kinds[] = {
+	[LAYOUT_Q4_0X8] = { ISQ_TYPE_Q4_0, 32, 144, isq_repack_q4_0x8, isq_unpack_q4_0x8_row },
+	[LAYOUT_Q8_0X8] = { ISQ_TYPE_Q8_0, 32, 272, isq_repack_q8_0x8, isq_unpack_q8_0x8_row },
+	[LAYOUT_Q4_KX8] = { ISQ_TYPE_Q4_K, 256, 1184, isq_repack_q4_Kx8, isq_unpack_q4_Kx8_row },
+	[LAYOUT_Q6_KX8] = { ISQ_TYPE_Q6_K, 256, 1680, isq_repack_q6_Kx8, isq_unpack_q6_Kx8_row },
+};
 
 static struct cpu *cpu_of(struct isq_backend *be)
 {
@@ -158,29 +172,26 @@ static int cpu_weight_load(struct isq_backend *be, const struct isq_fw_tensor *h
 	*dev = *host;
 	dev->layout = LAYOUT_ROWS;
 	/*
-	 * Q4_0, Q8_0 and Q4_K in groups of eight rows (repack.h): the products
-	 * then decode eight rows per activation load, with no horizontal adds
-	 * (llama.cpp repacks the same types).  The copy costs the tensor's size
-	 * in memory once (Q4_K 2.8 % more, its scales unpacked); the mapped
-	 * file's pages are no longer touched.
+	 * Q4_0, Q8_0, Q4_K and Q6_K in groups of eight rows (repack.h): the
+	 * products then decode eight rows per activation load, with no
+	 * horizontal adds (llama.cpp repacks Q4_0 and Q4_K alike).  The copy
+	 * costs the tensor's size in memory once (Q4_K 2.8 % more, its scales
+	 * unpacked); the mapped file's pages are no longer touched.
 	 */
-	int q4 = host->type == ISQ_TYPE_Q4_0, q8 = host->type == ISQ_TYPE_Q8_0, q4k = host->type == ISQ_TYPE_Q4_K;
-	if (cpu_of(be)->repack && (q4 || q8 || q4k) && host->rows % 8 == 0 && host->rows > 0) {
-		int64_t nb = host->cols / 32;
-		size_t group = q4k ? ISQ_Q4_KX8_GROUP_BYTES(nb / 8)
-				   : q4 ? ISQ_Q4_0X8_GROUP_BYTES(nb) : ISQ_Q8_0X8_GROUP_BYTES(nb);
+	int layout = LAYOUT_ROWS;
+	for (int k = 1; k < (int)ISQ_ARRAY_SIZE(repack_kinds); k++)
+		if (repack_kinds[k].type == host->type)
+			layout = k;
+	if (cpu_of(be)->repack && layout != LAYOUT_ROWS && host->rows % 8 == 0 && host->rows > 0) {
+		const struct repack_kind *rk = &repack_kinds[layout];
+		int64_t nb = host->cols / rk->blck;
 		void *p = NULL;
-		if (posix_memalign(&p, 64, group * (size_t)(host->rows / 8)))
+		if (posix_memalign(&p, 64, rk->col_bytes * (size_t)nb * (size_t)(host->rows / 8)))
 			return isq_errbuf_set(e, ISQ_ENOMEM, "out of memory repacking a %lld x %lld %s matrix",
 					      (long long)host->rows, (long long)host->cols, isq_type_name(host->type));
-		if (q4k)
-			isq_repack_q4_Kx8(host->data, host->row_bytes, host->rows, nb / 8, p);
-		else if (q4)
-			isq_repack_q4_0x8(host->data, host->row_bytes, host->rows, nb, p);
-		else
-			isq_repack_q8_0x8(host->data, host->row_bytes, host->rows, nb, p);
+		rk->repack(host->data, host->row_bytes, host->rows, nb, p);
 		dev->data = p;
-		dev->layout = q4k ? LAYOUT_Q4_KX8 : q4 ? LAYOUT_Q4_0X8 : LAYOUT_Q8_0X8;
+		dev->layout = layout;
 	}
 	return 0;
 }
@@ -196,16 +207,9 @@ static void cpu_weight_unload(struct isq_backend *be, struct isq_fw_tensor *dev)
 /* Row r of w in its file layout: w's own memory, or TMP (row_bytes) rebuilt from a repacked matrix. */
 static const uint8_t *weight_row(const struct isq_fw_tensor *w, int64_t r, void *tmp)
 {
-	if (w->layout == LAYOUT_Q4_0X8) {
-		isq_unpack_q4_0x8_row(w->data, w->cols / 32, r, tmp);
-		return tmp;
-	}
-	if (w->layout == LAYOUT_Q8_0X8) {
-		isq_unpack_q8_0x8_row(w->data, w->cols / 32, r, tmp);
-		return tmp;
-	}
-	if (w->layout == LAYOUT_Q4_KX8) {
-		isq_unpack_q4_Kx8_row(w->data, w->cols / 256, r, tmp);
+	if (w->layout != LAYOUT_ROWS) {
+		const struct repack_kind *rk = &repack_kinds[w->layout];
+		rk->unpack_row(w->data, w->cols / rk->blck, r, tmp);
 		return tmp;
 	}
 	return (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -265,7 +269,7 @@ static void mm_quantize(void *ctx, int64_t b, int64_t e, int worker)
 	for (int64_t t = b; t < e; t++) {
 		uint8_t *q = (uint8_t *)j->xq + t * j->xq_row;
 		j->vt->from_float(j->x + t * j->w->cols, q, j->w->cols);
-		if (j->w->layout == LAYOUT_Q4_KX8)
+		if (j->w->layout == LAYOUT_Q4_KX8 || j->w->layout == LAYOUT_Q6_KX8)
 			isq_q8k_act_prepare(q, j->xq_row, 1, nb / 8, (int16_t *)j->c->xsums + t * nb);
 		else if (j->w->layout != LAYOUT_ROWS)
 			isq_q8_act_prepare(q, j->xq_row, 1, nb, j->c->xd + t * nb, j->c->xsums + t * nb);
@@ -359,6 +363,8 @@ static void mm_x8(void *ctx, int64_t b, int64_t e, int worker)
 	struct isq_q8k_act kact = { .q = j->xq, .row_bytes = j->xq_row, .bs = (const int16_t *)j->c->xsums, .n = j->n_tok };
 	if (w->layout == LAYOUT_Q4_KX8)
 		isq_gemm_q4_Kx8(w->data, nb / 8, b, e, &kact, j->y, (size_t)w->rows);
+	else if (w->layout == LAYOUT_Q6_KX8)
+		isq_gemm_q6_Kx8(w->data, nb / 8, b, e, &kact, j->y, (size_t)w->rows);
 	else if (w->layout == LAYOUT_Q4_0X8)
 		isq_gemm_q4_0x8(w->data, nb, b, e, &act, j->y, (size_t)w->rows);
 	else

@@ -34,6 +34,22 @@
  * with isum = sum_j sc_j * (sum of q * x over sub-block j) and summ =
  * sum_j m_j * (sum of x over sub-block j), both exact integers.
  *
+ * Q6_Kx8: eight Q6_K rows per super-block column of 1680 bytes (the rows'
+ * own size):
+ *
+ *   uint16_t d[8];
+ *   int8_t   sc[16][8];         sc[j][r]: scale of elements 16j..16j+15
+ *   uint8_t  ql[2][2][8][8][4]; ql[h][c][i][r] = row r's ql[64h+32c+4i..+3]
+ *   uint8_t  qh[2][8][8][4];    qh[h][i][r] = row r's qh[32h+4i..+3]
+ *
+ * so that for element 128h + 32k + 4i + j the low four bits sit in
+ * ql[h][k & 1][i][r][j] (high nibble when k >= 2) and the top two in bits
+ * 2k of qh[h][i][r][j], and the product is, per row r and super-block s,
+ *
+ *   acc = fma(d * d_x, (float)isum, acc)
+ *
+ * with isum = sum_j sc_j * (sum of (q - 32) * x over the 16 elements of j).
+ *
  * Q4_0x8 and Q8_0x8 are the size of the rows they came from.  The product of a group with
  * one Q8_0 activation row x is, per row r,
  *
@@ -53,6 +69,7 @@
 #define ISQ_Q4_0X8_GROUP_BYTES(nb) ((size_t)(nb) * 144)
 #define ISQ_Q8_0X8_GROUP_BYTES(nb) ((size_t)(nb) * 272)
 #define ISQ_Q4_KX8_GROUP_BYTES(nsb) ((size_t)(nsb) * 1184)
+#define ISQ_Q6_KX8_GROUP_BYTES(nsb) ((size_t)(nsb) * 1680)
 
 /* n Q8_0 activation rows of nb blocks, with what the products need per block. */
 struct isq_q8_act {
@@ -106,6 +123,16 @@ void isq_gemm_q4_Kx8(const void *packed, int64_t nsb, int64_t g0, int64_t g1, co
 void isq_gemm_q4_Kx8_ref(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
 			 float *y, size_t ldy);
 void isq_gemm_q4_Kx8_avx2(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
+			  float *y, size_t ldy);
+
+/* Q6_Kx8 takes Q8_K activation rows as Q4_Kx8 does; bs is not read. */
+void isq_repack_q6_Kx8(const void *src, size_t row_bytes, int64_t rows, int64_t nsb, void *dst);
+void isq_unpack_q6_Kx8_row(const void *packed, int64_t nsb, int64_t r, void *dst);
+void isq_gemm_q6_Kx8(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x, float *y,
+		     size_t ldy);
+void isq_gemm_q6_Kx8_ref(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
+			 float *y, size_t ldy);
+void isq_gemm_q6_Kx8_avx2(const void *packed, int64_t nsb, int64_t g0, int64_t g1, const struct isq_q8k_act *x,
 			  float *y, size_t ldy);
 
 #endif

@@ -157,27 +157,39 @@ TEST(q8_0x8_gemm_matches_reference_and_vec_dot)
 	gemm_x8_matches(ISQ_TYPE_Q8_0);
 }
 
-/* Q4_Kx8: rows come back, AVX2 == reference bit for bit, one row alone == in a batch, both == vec_dot to rounding. */
-TEST(q4_Kx8_gemm_matches_reference_and_vec_dot)
+/*
+ * Q4_Kx8 and Q6_Kx8: rows come back, AVX2 == reference bit for bit, one row
+ * alone == in a batch, both == vec_dot to rounding.
+ */
+static void gemm_kx8_matches(enum isq_type type)
 {
 	isq_types_init();
-	const struct isq_type_traits *tt = isq_type_traits(ISQ_TYPE_Q4_K), *qt = isq_type_traits(ISQ_TYPE_Q8_K);
+	int q6 = type == ISQ_TYPE_Q6_K;
+	const struct isq_type_traits *tt = isq_type_traits(type), *qt = isq_type_traits(ISQ_TYPE_Q8_K);
 	enum { R = 24, NSB = 3, C = NSB * 256, T = 7 };
-	size_t rb = NSB * sizeof(struct block_q4_K);
-	struct block_q4_K *w = malloc(R * rb);
-	for (int i = 0; i < R * NSB; i++) {
-		w[i].d = (uint16_t)(0x1c00 + next() % 0x800);
-		w[i].dmin = (uint16_t)(0x1800 + next() % 0x800);
-		for (int j = 0; j < 12; j++)
-			w[i].scales[j] = (uint8_t)next();
-		for (int j = 0; j < 128; j++)
-			w[i].qs[j] = (uint8_t)next();
+	size_t rb = NSB * tt->type_size;
+	uint8_t *w = malloc(R * rb);
+	for (size_t i = 0; i < R * rb; i++)
+		w[i] = (uint8_t)next();
+	for (int i = 0; i < R * NSB; i++) { /* finite scales: Q6_K's d is last, Q4_K's d and dmin first */
+		uint8_t *blk = w + (size_t)i * tt->type_size;
+		uint16_t d = (uint16_t)(0x1c00 + next() % 0x800), dmin = (uint16_t)(0x1800 + next() % 0x800);
+		memcpy(q6 ? blk + 208 : blk, &d, 2);
+		if (!q6)
+			memcpy(blk + 2, &dmin, 2);
 	}
-	uint8_t *p = malloc(ISQ_Q4_KX8_GROUP_BYTES(NSB) * (R / 8)), row[NSB * sizeof(struct block_q4_K)];
-	isq_repack_q4_Kx8(w, rb, R, NSB, p);
+	size_t gb = q6 ? ISQ_Q6_KX8_GROUP_BYTES(NSB) : ISQ_Q4_KX8_GROUP_BYTES(NSB);
+	uint8_t *p = malloc(gb * (R / 8)), *row = malloc(rb);
+	if (q6)
+		isq_repack_q6_Kx8(w, rb, R, NSB, p);
+	else
+		isq_repack_q4_Kx8(w, rb, R, NSB, p);
 	for (int r = 0; r < R; r++) {
-		isq_unpack_q4_Kx8_row(p, NSB, r, row);
-		CHECK_MSG(memcmp(row, (uint8_t *)w + r * rb, rb) == 0, "row %d does not unpack to itself", r);
+		if (q6)
+			isq_unpack_q6_Kx8_row(p, NSB, r, row);
+		else
+			isq_unpack_q4_Kx8_row(p, NSB, r, row);
+		CHECK_MSG(memcmp(row, w + r * rb, rb) == 0, "row %d does not unpack to itself", r);
 	}
 	float *x = malloc(T * C * sizeof(float));
 	for (int i = 0; i < T * C; i++)
@@ -188,33 +200,48 @@ TEST(q4_Kx8_gemm_matches_reference_and_vec_dot)
 		qt->from_float(x + t * C, xq + t * xrow, C);
 	int16_t bs[T * NSB * 8];
 	isq_q8k_act_prepare(xq, xrow, T, NSB, bs);
+	void (*ref)(const void *, int64_t, int64_t, int64_t, const struct isq_q8k_act *, float *, size_t) =
+		q6 ? isq_gemm_q6_Kx8_ref : isq_gemm_q4_Kx8_ref;
+	void (*avx2)(const void *, int64_t, int64_t, int64_t, const struct isq_q8k_act *, float *, size_t) =
+		q6 ? isq_gemm_q6_Kx8_avx2 : isq_gemm_q4_Kx8_avx2;
 	float y_ref[T * R], y[T * R], y1[R];
 	for (int n = 1; n <= T; n++) {
 		struct isq_q8k_act act = { .q = xq, .row_bytes = xrow, .bs = bs, .n = n };
-		isq_gemm_q4_Kx8_ref(p, NSB, 0, R / 8, &act, y_ref, R);
+		ref(p, NSB, 0, R / 8, &act, y_ref, R);
 		for (int t = 0; t < n; t++)
 			for (int r = 0; r < R; r++) {
 				float d;
-				tt->vec_dot_ref(C, &d, (uint8_t *)w + r * rb, xq + t * xrow);
+				tt->vec_dot_ref(C, &d, w + r * rb, xq + t * xrow);
 				CHECK_MSG(fabsf(d - y_ref[t * R + r]) <= 1e-4f * (1.0f + fabsf(d)),
 					  "%d rows: row %d token %d: %g vs vec_dot %g", n, r, t, y_ref[t * R + r], d);
 			}
 		struct isq_q8k_act one = { .q = xq + (n - 1) * xrow, .row_bytes = xrow, .bs = bs + (n - 1) * NSB * 8, .n = 1 };
-		isq_gemm_q4_Kx8_ref(p, NSB, 0, R / 8, &one, y1, R);
+		ref(p, NSB, 0, R / 8, &one, y1, R);
 		CHECK(memcmp(y1, y_ref + (n - 1) * R, sizeof(y1)) == 0);
 		if (!isq_cpu_has_avx2())
 			continue;
 		memset(y, 0, sizeof(y));
-		isq_gemm_q4_Kx8_avx2(p, NSB, 0, 1, &act, y, R);
-		isq_gemm_q4_Kx8_avx2(p, NSB, 1, R / 8, &act, y, R);
+		avx2(p, NSB, 0, 1, &act, y, R);
+		avx2(p, NSB, 1, R / 8, &act, y, R);
 		CHECK_MSG(memcmp(y, y_ref, (size_t)n * R * sizeof(float)) == 0, "%d rows: AVX2 differs", n);
 	}
 	if (!isq_cpu_has_avx2())
 		printf("  (no AVX2: reference path only)\n");
 	free(xq);
 	free(x);
+	free(row);
 	free(p);
 	free(w);
+}
+
+TEST(q4_Kx8_gemm_matches_reference_and_vec_dot)
+{
+	gemm_kx8_matches(ISQ_TYPE_Q4_K);
+}
+
+TEST(q6_Kx8_gemm_matches_reference_and_vec_dot)
+{
+	gemm_kx8_matches(ISQ_TYPE_Q6_K);
 }
 
 /* Panels: AVX2 == scalar FMA chain bit for bit for every token count, row count and length. */
@@ -267,9 +294,11 @@ static void backend_repacked_matches_rows(enum isq_type type)
 	uint8_t *w = malloc((size_t)nblk * tt->type_size);
 	for (size_t i = 0; i < (size_t)nblk * tt->type_size; i++)
 		w[i] = (uint8_t)next();
-	for (int64_t i = 0; i < nblk; i++) /* finite scales: d first in every block, Q4_K's dmin next */
+	/* finite scales: d first in every block (Q6_K's last), Q4_K's dmin next */
+	size_t d_at = type == ISQ_TYPE_Q6_K ? 208 : 0;
+	for (int64_t i = 0; i < nblk; i++)
 		for (int k = 0; k < (type == ISQ_TYPE_Q4_K ? 2 : 1); k++)
-			memcpy(w + (size_t)i * tt->type_size + 2 * k, &(uint16_t){ (uint16_t)(0x1c00 + next() % 0x800) }, 2);
+			memcpy(w + (size_t)i * tt->type_size + d_at + 2 * k, &(uint16_t){ (uint16_t)(0x1c00 + next() % 0x800) }, 2);
 	struct isq_fw_tensor host = { type, R, C, C / tt->blck * tt->type_size, w, 0 };
 	struct isq_backend *be[2] = { 0 };
 	struct isq_fw_tensor dev[2];
@@ -331,6 +360,11 @@ TEST(backend_q8_0_repacked_matches_rows)
 TEST(backend_q4_K_repacked_matches_rows)
 {
 	backend_repacked_matches_rows(ISQ_TYPE_Q4_K);
+}
+
+TEST(backend_q6_K_repacked_matches_rows)
+{
+	backend_repacked_matches_rows(ISQ_TYPE_Q6_K);
 }
 
 /* F32/F16/BF16 rows times F32 activations: AVX2 == reference bit for bit, any row count and length. */
