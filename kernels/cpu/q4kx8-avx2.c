@@ -15,6 +15,8 @@
 #include "blocks-k.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/* bytes ahead of the block being read (1024 measured best for Q8_0 generation here) */
+#define PF_DIST 1024
 #define TILE_T 2
 
 enum { COL = 1184, OFF_SC = 32, OFF_M = 96, OFF_QS = 160 };
@@ -44,6 +46,9 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nsb, const struct isq
 	}
 	const uint8_t *col = grp;
 	for (int64_t s = 0; s < nsb; s++, col += COL) {
+		if (NT == 1) /* generation streams the weights once: fetch ahead of the hardware prefetcher */
+			for (int l = 0; l < COL; l += 64)
+				_mm_prefetch((const char *)col + PF_DIST + l, _MM_HINT_T0);
 		__m256i isum[TILE_T], summ[TILE_T];
 		_Pragma("GCC unroll 8")
 		for (int t = 0; t < NT; t++) {
