@@ -1,6 +1,7 @@
 /* isq-run - generate text with a model on the CPU (or another backend). */
 #include "io.h"
 #include "progress.h"
+#include "run-config.h"
 #include "sample.h"
 #include "tokenizer.h"
 #include "tool.h"
@@ -14,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq, *opt_quant;
+static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq, *opt_quant, *opt_config;
 static int64_t opt_n = -1, opt_top_k = 40, opt_threads, opt_ctx, opt_seed = -1;
 static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
@@ -25,6 +26,8 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('f', "file", &opt_file, "FILE", "read the prompt from FILE ('-' = stdin)"),
 	ISQ_OPT_STRING(0, "isq", &opt_isq, "TYPE", "quantize F32/F16/BF16 matrices to TYPE while loading"),
 	ISQ_OPT_STRING(0, "quant", &opt_quant, "TYPE", "a prebuilt UQFF of TYPE in MODEL, else --isq TYPE; auto: isq-tune's pick"),
+	ISQ_OPT_STRING(0, "config", &opt_config, "FILE",
+		       "mistral.rs from-config TOML (isq-tune --emit-config): model and --isq, unless given here"),
 	ISQ_OPT_INT('n', "n-predict", &opt_n, "N", "tokens to generate (default -1: until EOS or the context is full)"),
 	ISQ_OPT_INT('c', "ctx", &opt_ctx, "N", "context length (default: prompt + N, else the model's)"),
 	ISQ_OPT_DOUBLE(0, "temp", &opt_temp, "T", "temperature; 0 is greedy (default 0.8)"),
@@ -41,7 +44,8 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_END(),
 };
 
-static const char *const usage[] = { "-m MODEL [-p TEXT | -f FILE] [-n N] [options]", NULL };
+static const char *const usage[] = { "-m MODEL [-p TEXT | -f FILE] [-n N] [options]",
+				     "--config FILE [-p TEXT | -f FILE] [-n N] [options]", NULL };
 
 static const struct isq_cmd cmd = {
 	.name = "isq-run",
@@ -256,6 +260,31 @@ static void report(const struct run_stats *st, const struct isq_backend *be)
 		 st->stop, peak_rss_mib());
 }
 
+/*
+ * --config: mistral.rs's from-config TOML fills in what the command line
+ * left out (the model, --isq); options given on the command line win.
+ */
+static void load_config(struct isq_run_config *cfg)
+{
+	struct isq_buf text = ISQ_BUF_INIT;
+	struct isq_errbuf e = { 0 };
+	if (isq_read_file(opt_config, &text, &e))
+		isq_die("%s", isq_errbuf_msg(&e));
+	if (isq_run_config_parse(cfg, text.data ? text.data : "", text.len, opt_config, &e))
+		isq_die("%s", isq_errbuf_msg(&e));
+	isq_buf_release(&text);
+	if (!opt_model && !cfg->model_id)
+		isq_die("%s: no model_id in [[models]] and no -m", opt_config);
+	if (!opt_model)
+		opt_model = cfg->model_id;
+	if (!opt_isq && !opt_quant && cfg->isq)
+		opt_isq = cfg->isq;
+	if (cfg->n_device_layers)
+		isq_info("%s: device_layers ignored: the %s backend places no layers", opt_config, opt_backend);
+	if (cfg->dtype && strcmp(cfg->dtype, "auto"))
+		isq_debug("%s: dtype %s: matrices keep their stored type unless --isq is given", opt_config, cfg->dtype);
+}
+
 int main(int argc, char **argv)
 {
 	struct isq_strlist pos = ISQ_STRLIST_INIT;
@@ -263,8 +292,11 @@ int main(int argc, char **argv)
 	isq_set_verbosity(1 - opt_quiet + opt_verbose);
 	if (pos.n)
 		isq_tool_usage_error(&cmd, "unexpected argument '%s'", pos.items[0]);
+	struct isq_run_config rcfg = { 0 };
+	if (opt_config)
+		load_config(&rcfg);
 	if (!opt_model)
-		isq_tool_usage_error(&cmd, "no model given (-m)");
+		isq_tool_usage_error(&cmd, "no model given (-m, or model_id in --config)");
 	if (opt_prompt && opt_file)
 		isq_tool_usage_error(&cmd, "-p and -f exclude each other");
 	if (opt_temp < 0 || opt_top_p <= 0 || opt_top_p > 1 || opt_min_p < 0 || opt_min_p > 1 || opt_top_k < 0)
@@ -350,5 +382,6 @@ int main(int argc, char **argv)
 	isq_tokenizer_free(tok);
 	isq_weights_release(&w);
 	isq_backend_free(be);
+	isq_run_config_free(&rcfg);
 	return isq_tool_exit(0);
 }

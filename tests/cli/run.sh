@@ -28,7 +28,7 @@ end
 begin "run: no model is a usage error"
 run isq-run -p hi
 expect_exit 2
-expect_stderr_contains "isq-run: no model given (-m)"
+expect_stderr_contains "isq-run: no model given (-m, or model_id in --config)"
 expect_stdout_empty
 end
 
@@ -132,6 +132,46 @@ run isq-run -q -m "$F32" -p "$PROMPT" -n 40 --temp 1 --seed 7
 run isq-run -q -m "$F32" -p "$PROMPT" -n 40 --temp 1 --seed 7 --threads 1
 expect_exit 0
 expect_stdout_file "$W/a.txt"
+end
+
+begin "run --config: isq-tune's emitted config runs as the explicit command"
+need_shared models/stories260K-f32
+run isq-tune -m "$F32" -t q8_0 --emit-config "$W/cfg.toml"
+expect_exit 0
+expect_file "$W/cfg.toml"
+[ -n "$case_skip" ] || isq=$(sed -n 's/^in_situ_quant = "\(.*\)"$/\1/p' "$W/cfg.toml")
+[ -n "$case_skip" ] || [ -n "$isq" ] || _note "no in_situ_quant in $(cat "$W/cfg.toml")"
+run isq-run -q -m "$F32" --isq "${isq:-none}" -p "$PROMPT" -n 12 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/want.txt"
+run isq-run -q --config "$W/cfg.toml" -p "$PROMPT" -n 12 --temp 0
+expect_exit 0
+expect_stdout_file "$W/want.txt"
+end
+
+begin "run --config: -m and --isq on the command line win over the file"
+need_shared models/stories260K-f32
+[ -n "$case_skip" ] || printf '[[models]]\nmodel_id = "%s"\n[models.quantization]\nin_situ_quant = "Q4K"\n' "$W/nowhere" > "$W/cfg.toml"
+run isq-run -q -m "$F32" -p "$PROMPT" -n 12 --temp 0
+[ -n "$case_skip" ] || cp "$W/.stdout" "$W/want.txt"
+run isq-run -q --config "$W/cfg.toml" -m "$F32" --isq f32 -p "$PROMPT" -n 12 --temp 0
+expect_exit 0
+expect_stdout_file "$W/want.txt"
+end
+
+begin "run --config: a bad file is one line naming file and line, exit 1, nothing on stdout"
+printf 'command = "serve"\n[[models]]\nmodel_id = "m"\nmodel_idd = "m"\n' > "$W/bad.toml"
+run isq-run --config "$W/bad.toml" -p hi
+expect_exit 1
+expect_stdout_empty
+expect_stderr_lines 1
+expect_stderr_contains "isq-run: $W/bad.toml:4: unknown key 'model_idd' in [models]"
+printf 'x = 1.5\n' > "$W/float.toml"
+run isq-run --config "$W/float.toml" -p hi
+expect_exit 1
+expect_stderr_contains "float.toml:1: unsupported value '1.5'"
+run isq-run --config "$W/missing.toml" -p hi
+expect_exit 1
+expect_stderr_lines 1
 end
 
 begin "run stories260K BF16: the reference's first 30 words"
