@@ -6,6 +6,7 @@
 #   check           every test (unit, CLI, golden); no GPU needed
 #   check-full      check, plus the slow full-text checks
 #   bench           benchmarks (quantizer speed, conversion, memory)
+#   bench-ggml      GGML_DIR=DIR: tests/bench/ggml-llama.cpp against a built ggml, for side-by-side speed
 #   fuzz            build the libFuzzer harnesses and run each for FUZZ_TIME seconds
 #   install         binaries, man pages, libisq.a, headers, isq.pc under $(DESTDIR)$(PREFIX)
 #   deps            apt-get install the Debian packages listed in .ci/debian-packages
@@ -188,6 +189,14 @@ check-full: all $(TESTS) $(GENS)
 bench: all $(BENCHES) $(GENS)
 	$(Q)BIN=$(B) sh tests/bench/run.sh
 
+# The same model through ggml (llama.cpp's compute library), for a side-by-side; GGML_DIR is a built checkout.
+bench-ggml: $(B)/tests/ggml-llama
+$(B)/tests/ggml-llama: tests/bench/ggml-llama.cpp
+	@test -n "$(GGML_DIR)" || { echo "make bench-ggml: set GGML_DIR to a built ggml checkout" >&2; exit 2; }
+	@mkdir -p $(@D)
+	$(Q)$(CXX) -O2 -std=c++17 -I$(GGML_DIR)/include -o $@ $< -L$(GGML_DIR)/build/src -lggml -lggml-base -lggml-cpu \
+		-Wl,-rpath,$(GGML_DIR)/build/src
+
 # ---- fuzzing: the whole library rebuilt with clang and libFuzzer -------------
 FUZZ_LIB_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined $(INCLUDES) $(PKG_CFLAGS) -ffp-contract=off
@@ -235,7 +244,7 @@ clean:
 
 FORCE:
 
-.PHONY: all demo check check-full bench fuzz fuzz-build install deps clean FORCE
+.PHONY: all demo check check-full bench bench-ggml fuzz fuzz-build install deps clean FORCE
 .DELETE_ON_ERROR:
 
 # $(B), not build: a B=... build directory tracks its headers too
