@@ -34,7 +34,7 @@ struct cpu {
 	int repack; /* rearrange weights at load (ISQ_NO_REPACK=1 turns it off, for comparisons) */
 };
 
-enum { LAYOUT_ROWS, LAYOUT_Q4_0X8, LAYOUT_Q8_0X8, LAYOUT_Q4_KX8, LAYOUT_Q6_KX8 };
+enum { LAYOUT_ROWS, LAYOUT_Q4_0X8, LAYOUT_IQ4_NLX8, LAYOUT_Q8_0X8, LAYOUT_Q4_KX8, LAYOUT_Q6_KX8 };
 
 /* The eight-row layouts of repack.h, by fw_tensor.layout. */
 static const struct repack_kind {
@@ -45,6 +45,7 @@ static const struct repack_kind {
 	void (*unpack_row)(const void *packed, int64_t nb, int64_t r, void *dst);
 } repack_kinds[] = {
 	[LAYOUT_Q4_0X8] = { ISQ_TYPE_Q4_0, 32, 144, isq_repack_q4_0x8, isq_unpack_q4_0x8_row },
+	[LAYOUT_IQ4_NLX8] = { ISQ_TYPE_IQ4_NL, 32, 144, isq_repack_q4_0x8, isq_unpack_q4_0x8_row },
 	[LAYOUT_Q8_0X8] = { ISQ_TYPE_Q8_0, 32, 272, isq_repack_q8_0x8, isq_unpack_q8_0x8_row },
 	[LAYOUT_Q4_KX8] = { ISQ_TYPE_Q4_K, 256, 1184, isq_repack_q4_Kx8, isq_unpack_q4_Kx8_row },
 	[LAYOUT_Q6_KX8] = { ISQ_TYPE_Q6_K, 256, 1680, isq_repack_q6_Kx8, isq_unpack_q6_Kx8_row },
@@ -65,7 +66,7 @@ static struct cpu *cpu_of(struct isq_backend *be)
  * weights once per batch instead of once per token is what makes prompts
  * fast; OpenBLAS's sgemm measured 2-4x slower than these panels on this
  * shape (few tokens, long rows) and would not give per-lane determinism.
- * Repacked Q4_0/Q8_0 matrices stay in integers at every batch size
+ * Repacked matrices stay in integers at every batch size
  * (repack.h): int8 products run about 1.7x the F32 multiply-add rate here,
  * and a prompt's products then equal a generated token's bit for bit.
  */
@@ -351,7 +352,7 @@ static void mm_wide(void *ctx, int64_t b, int64_t e, int worker)
 	}
 }
 
-/* Groups [b, e) of a Q4_0x8 or Q8_0x8 matrix for every token (a group's codes stay in L1 across tokens). */
+/* Groups [b, e) of a repacked matrix for every token (a group's codes stay in L1 across tokens). */
 static void mm_x8(void *ctx, int64_t b, int64_t e, int worker)
 {
 	(void)worker;
@@ -367,6 +368,8 @@ static void mm_x8(void *ctx, int64_t b, int64_t e, int worker)
 		isq_gemm_q6_Kx8(w->data, nb / 8, b, e, &kact, j->y, (size_t)w->rows);
 	else if (w->layout == LAYOUT_Q4_0X8)
 		isq_gemm_q4_0x8(w->data, nb, b, e, &act, j->y, (size_t)w->rows);
+	else if (w->layout == LAYOUT_IQ4_NLX8)
+		isq_gemm_iq4_nlx8(w->data, nb, b, e, &act, j->y, (size_t)w->rows);
 	else
 		isq_gemm_q8_0x8(w->data, nb, b, e, &act, j->y, (size_t)w->rows);
 	for (int t = 0; j->bias && t < j->n_tok; t++)
@@ -379,7 +382,7 @@ static void cpu_matmul(struct isq_backend *be, const struct isq_fw_tensor *w, co
 {
 	struct cpu *c = cpu_of(be);
 	struct mm_job j = { .w = w, .tt = isq_type_traits(w->type), .bias = bias, .x = x, .y = y, .n_tok = n_tok, .c = c };
-	/* repacked Q4_0/Q8_0 multiply in integers at any token count (see the x8 branch below) */
+	/* repacked matrices multiply in integers at any token count (see the x8 branch below) */
 	if (n_tok >= SGEMM_MIN_TOK && c->tiles && w->layout == LAYOUT_ROWS) {
 		int64_t n_tiles = (w->rows + SGEMM_TILE - 1) / SGEMM_TILE;
 		isq_pool_for(c->pool, n_tiles, 1, mm_panels, &j);

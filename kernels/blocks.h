@@ -94,6 +94,10 @@ struct block_iq4_nl {
 };
 _Static_assert(sizeof(struct block_iq4_nl) == 18, "block_iq4_nl is 18 bytes");
 
+/* K, the code table of IQ4_NL and IQ4_XS; and MXFP4's E2M1 values, doubled to stay integers. */
+static const int8_t isq_iq4_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
+static const int8_t isq_mxfp4_values[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
+
 /*
  * IQ4_XS, 136 bytes per 256 elements, 4.25 bits per weight.  Eight
  * sub-blocks j of 32, each with a 6-bit scale

@@ -4,8 +4,6 @@
 #include "blocks.h"
 #include "fp.h"
 
-static const int8_t iq4_k[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
-static const int8_t mx_k[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
 
 static inline float h16(const uint16_t *p)
 {
@@ -97,8 +95,8 @@ void isq_dequantize_row_iq4_nl(const void *src, float *y, int64_t n)
 	for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL) {
 		float d = h16(&b[i].d);
 		for (int j = 0; j < 16; j++) {
-			y[j] = d * (float)iq4_k[b[i].qs[j] & 15];
-			y[j + 16] = d * (float)iq4_k[b[i].qs[j] >> 4];
+			y[j] = d * (float)isq_iq4_values[b[i].qs[j] & 15];
+			y[j + 16] = d * (float)isq_iq4_values[b[i].qs[j] >> 4];
 		}
 	}
 }
@@ -114,8 +112,8 @@ void isq_dequantize_row_iq4_xs(const void *src, float *y, int64_t n)
 			float dl = d * (float)(ls - 32);
 			const uint8_t *qs = b[i].qs + 16 * j;
 			for (int k = 0; k < 16; k++) {
-				y[k] = dl * (float)iq4_k[qs[k] & 15];
-				y[k + 16] = dl * (float)iq4_k[qs[k] >> 4];
+				y[k] = dl * (float)isq_iq4_values[qs[k] & 15];
+				y[k + 16] = dl * (float)isq_iq4_values[qs[k] >> 4];
 			}
 		}
 	}
@@ -127,8 +125,8 @@ void isq_dequantize_row_mxfp4(const void *src, float *y, int64_t n)
 	for (int64_t i = 0; i < n / QK_MXFP4; i++, y += QK_MXFP4) {
 		float d = e8m0_half(b[i].e);
 		for (int j = 0; j < 16; j++) {
-			y[j] = (float)mx_k[b[i].qs[j] & 15] * d;
-			y[j + 16] = (float)mx_k[b[i].qs[j] >> 4] * d;
+			y[j] = (float)isq_mxfp4_values[b[i].qs[j] & 15] * d;
+			y[j + 16] = (float)isq_mxfp4_values[b[i].qs[j] >> 4] * d;
 		}
 	}
 }

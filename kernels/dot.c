@@ -8,8 +8,6 @@
 #include "blocks.h"
 #include "fp.h"
 
-static const int8_t iq4_k[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
-static const int8_t mx_k[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
 
 static inline float h16(const uint16_t *p)
 {
@@ -115,7 +113,7 @@ void isq_vec_dot_iq4_nl_q8_0_ref(int64_t n, float *s, const void *vx, const void
 	for (int64_t i = 0; i < n / 32; i++) {
 		int si = 0;
 		for (int j = 0; j < 16; j++)
-			si += iq4_k[x[i].qs[j] & 15] * y[i].qs[j] + iq4_k[x[i].qs[j] >> 4] * y[i].qs[j + 16];
+			si += isq_iq4_values[x[i].qs[j] & 15] * y[i].qs[j] + isq_iq4_values[x[i].qs[j] >> 4] * y[i].qs[j + 16];
 		sum += (float)si * h16(&x[i].d) * h16(&y[i].d);
 	}
 	*s = sum;
@@ -135,7 +133,7 @@ void isq_vec_dot_iq4_xs_q8_K_ref(int64_t n, float *s, const void *vx, const void
 			const uint8_t *qs = x[i].qs + 16 * j;
 			int si = 0;
 			for (int k = 0; k < 16; k++)
-				si += iq4_k[qs[k] & 15] * q8[k] + iq4_k[qs[k] >> 4] * q8[k + 16];
+				si += isq_iq4_values[qs[k] & 15] * q8[k] + isq_iq4_values[qs[k] >> 4] * q8[k + 16];
 			st += (ls - 32) * si;
 		}
 		sum += h16(&x[i].d) * isq_f32_from_bits(isq_le32(&y[i].d)) * (float)st;
@@ -151,7 +149,7 @@ void isq_vec_dot_mxfp4_q8_0_ref(int64_t n, float *s, const void *vx, const void 
 	for (int64_t i = 0; i < n / 32; i++) {
 		int si = 0;
 		for (int j = 0; j < 16; j++)
-			si += mx_k[x[i].qs[j] & 15] * y[i].qs[j] + mx_k[x[i].qs[j] >> 4] * y[i].qs[j + 16];
+			si += isq_mxfp4_values[x[i].qs[j] & 15] * y[i].qs[j] + isq_mxfp4_values[x[i].qs[j] >> 4] * y[i].qs[j + 16];
 		uint8_t e = x[i].e;
 		float dx = isq_f32_from_bits(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
 		sum += (float)si * dx * h16(&y[i].d);

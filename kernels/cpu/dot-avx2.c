@@ -12,8 +12,6 @@
 #include "blocks.h"
 #include "fp.h"
 
-static const int8_t iq4_k[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
-static const int8_t mx_k[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
 
 static inline float h16(const uint16_t *p)
 {
@@ -172,7 +170,7 @@ void isq_vec_dot_iq4_nl_q8_0_avx2(int64_t n, float *s, const void *vx, const voi
 	const struct block_q8_0 *y = vy;
 	__m256 acc = _mm256_setzero_ps();
 	for (int64_t i = 0; i < n / 32; i++) {
-		__m256 p = _mm256_cvtepi32_ps(dot_w4(lookup(iq4_k, nibbles(x[i].qs)), ld32(y[i].qs)));
+		__m256 p = _mm256_cvtepi32_ps(dot_w4(lookup(isq_iq4_values, nibbles(x[i].qs)), ld32(y[i].qs)));
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h16(&x[i].d) * h16(&y[i].d)), p, acc);
 	}
 	*s = hsum(acc);
@@ -188,7 +186,7 @@ void isq_vec_dot_iq4_xs_q8_K_avx2(int64_t n, float *s, const void *vx, const voi
 		__m256i st = _mm256_setzero_si256();
 		for (int j = 0; j < 8; j++) {
 			int ls = ((x[i].scales_l[j / 2] >> (4 * (j % 2))) & 15) | ((sh >> (2 * j)) & 3) << 4;
-			__m256i q = lookup(iq4_k, nibbles(x[i].qs + 16 * j));
+			__m256i q = lookup(isq_iq4_values, nibbles(x[i].qs + 16 * j));
 			st = _mm256_add_epi32(st, _mm256_mullo_epi32(dot_w4(q, ld32(y[i].qs + 32 * j)),
 								     _mm256_set1_epi32(ls - 32)));
 		}
@@ -206,7 +204,7 @@ void isq_vec_dot_mxfp4_q8_0_avx2(int64_t n, float *s, const void *vx, const void
 	for (int64_t i = 0; i < n / 32; i++) {
 		uint8_t e = x[i].e;
 		float dx = isq_f32_from_bits(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
-		__m256 p = _mm256_cvtepi32_ps(dot_w4(lookup(mx_k, nibbles(x[i].qs)), ld32(y[i].qs)));
+		__m256 p = _mm256_cvtepi32_ps(dot_w4(lookup(isq_mxfp4_values, nibbles(x[i].qs)), ld32(y[i].qs)));
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * h16(&y[i].d)), p, acc);
 	}
 	*s = hsum(acc);

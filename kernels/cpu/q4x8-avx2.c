@@ -6,6 +6,10 @@
  * Up to four activation rows share each decoded load.  The eight maddubs of
  * a block add in int16: |each| <= 2 * 15 * 127, eight of them <= 30480.  The
  * -8 offset is one subtraction of 8 * sum(x) per block.
+ *
+ * IQ4_NLx8 shares the layout and the loop: its nibbles become signed table
+ * values by one shuffle, which then multiply as Q8_0x8's codes do (|w| times
+ * sign(x, w), widened to int32 at once since two such pairs overflow int16).
  */
 #include "repack.h"
 
@@ -25,11 +29,17 @@ static ALWAYS_INLINE __m256i bcast4(const int8_t *p)
 	return _mm256_castps_si256(_mm256_broadcast_ss((const float *)(const void *)p));
 }
 
-/* Group grp for activation rows t0 .. t0+NT-1 (NT <= 4 and constant after inlining). */
-static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_q8_act *x, int t0, int NT, float *y,
-			       size_t ldy)
+static ALWAYS_INLINE __m256i signed_dot(__m256i w, __m256i aw, __m256i x, __m256i ones)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)), ones);
+}
+
+/* Group grp for activation rows t0 .. t0+NT-1 (NT <= 4 and NL, IQ4_NL's codes, constant after inlining). */
+static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_q8_act *x, int t0, int NT, int NL,
+			       float *y, size_t ldy)
 {
 	const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+	const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)isq_iq4_values));
 	const struct block_q8_0 *xr[4];
 	__m256 acc[4];
 	_Pragma("GCC unroll 8")
@@ -50,6 +60,19 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_
 		for (int i = 0; i < 4; i++) {
 			__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(col + 16 + 32 * i));
 			__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+			if (NL) {
+				lo = _mm256_shuffle_epi8(kv, lo);
+				hi = _mm256_shuffle_epi8(kv, hi);
+				__m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+				_Pragma("GCC unroll 8")
+				for (int t = 0; t < NT; t++) {
+					const int8_t *q = xr[t][b].qs;
+					s[t] = _mm256_add_epi32(s[t], _mm256_add_epi32(
+									      signed_dot(lo, alo, bcast4(q + 4 * i), ones),
+									      signed_dot(hi, ahi, bcast4(q + 16 + 4 * i), ones)));
+				}
+				continue;
+			}
 			_Pragma("GCC unroll 8")
 			for (int t = 0; t < NT; t++) {
 				const int8_t *q = xr[t][b].qs;
@@ -62,7 +85,8 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_
 		_Pragma("GCC unroll 8")
 		for (int t = 0; t < NT; t++) {
 			size_t k = (size_t)(t0 + t) * (size_t)nb + (size_t)b;
-			__m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(x->sums[k]));
+			__m256i isum = NL ? s[t]
+					  : _mm256_sub_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(x->sums[k]));
 			__m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(&x->d[k]));
 			acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc[t]);
 		}
@@ -72,22 +96,34 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nb, const struct isq_
 		_mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
 }
 
-void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
-			  float *y, size_t ldy)
+static ALWAYS_INLINE void gemm(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+				float *y, size_t ldy, int NL)
 {
 	for (int64_t g = g0; g < g1; g++) {
 		const uint8_t *grp = (const uint8_t *)packed + (size_t)g * ISQ_Q4_0X8_GROUP_BYTES(nb);
 		float *yg = y + 8 * g;
 		int t = 0;
 		for (; t + TILE_T <= x->n; t += TILE_T)
-			tile(grp, nb, x, t, TILE_T, yg, ldy);
+			tile(grp, nb, x, t, TILE_T, NL, yg, ldy);
 		switch (x->n - t) {
-		case 3: tile(grp, nb, x, t, 3, yg, ldy); break;
-		case 2: tile(grp, nb, x, t, 2, yg, ldy); break;
-		case 1: tile(grp, nb, x, t, 1, yg, ldy); break;
+		case 3: tile(grp, nb, x, t, 3, NL, yg, ldy); break;
+		case 2: tile(grp, nb, x, t, 2, NL, yg, ldy); break;
+		case 1: tile(grp, nb, x, t, 1, NL, yg, ldy); break;
 		default: break;
 		}
 	}
+}
+
+void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			  float *y, size_t ldy)
+{
+	gemm(packed, nb, g0, g1, x, y, ldy, 0);
+}
+
+void isq_gemm_iq4_nlx8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			    float *y, size_t ldy)
+{
+	gemm(packed, nb, g0, g1, x, y, ldy, 1);
 }
 
 #else
@@ -96,6 +132,12 @@ void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1
 			  float *y, size_t ldy)
 {
 	isq_gemm_q4_0x8_ref(packed, nb, g0, g1, x, y, ldy);
+}
+
+void isq_gemm_iq4_nlx8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			    float *y, size_t ldy)
+{
+	isq_gemm_iq4_nlx8_ref(packed, nb, g0, g1, x, y, ldy);
 }
 
 #endif

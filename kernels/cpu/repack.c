@@ -79,10 +79,13 @@ void isq_unpack_q8_0x8_row(const void *packed, int64_t nb, int64_t r, void *dst)
 		move_block(grp + (size_t)b * 272, (int)(r % 8), (uint8_t *)&out[b].d, (uint8_t *)out[b].qs, 8, 0);
 }
 
-/* The formula of repack.h for one layout; q4 picks the code decoding. */
+enum codes { CODES_Q8, CODES_Q4, CODES_IQ4 };
+
+/* The formula of repack.h for one layout; codes picks the decoding. */
 static void gemm_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x, float *y,
-		     size_t ldy, int q4)
+		     size_t ldy, enum codes codes)
 {
+	int q4 = codes != CODES_Q8;
 	size_t col_bytes = q4 ? 144 : 272;
 	for (int t = 0; t < x->n; t++) {
 		const struct block_q8_0 *xb =
@@ -97,13 +100,16 @@ static void gemm_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, con
 					for (int i = 0; i < (q4 ? 4 : 8); i++)
 						for (int j = 0; j < 4; j++) {
 							uint8_t c = col[16 + 32 * i + 4 * r + j];
-							if (q4)
+							if (codes == CODES_IQ4)
+								isum += isq_iq4_values[c & 15] * xb[b].qs[4 * i + j] +
+									isq_iq4_values[c >> 4] * xb[b].qs[16 + 4 * i + j];
+							else if (q4)
 								isum += (c & 15) * xb[b].qs[4 * i + j] +
 									(c >> 4) * xb[b].qs[16 + 4 * i + j];
 							else
 								isum += (int8_t)c * xb[b].qs[4 * i + j];
 						}
-					if (q4)
+					if (codes == CODES_Q4)
 						isum -= x->sums[(size_t)t * nb + b];
 					float d = isq_fp16_to_fp32(isq_le16(col + 2 * r)) * x->d[(size_t)t * nb + b];
 					acc = fmaf(d, (float)isum, acc);
@@ -117,13 +123,19 @@ static void gemm_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, con
 void isq_gemm_q4_0x8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
 			 float *y, size_t ldy)
 {
-	gemm_ref(packed, nb, g0, g1, x, y, ldy, 1);
+	gemm_ref(packed, nb, g0, g1, x, y, ldy, CODES_Q4);
 }
 
 void isq_gemm_q8_0x8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
 			 float *y, size_t ldy)
 {
-	gemm_ref(packed, nb, g0, g1, x, y, ldy, 0);
+	gemm_ref(packed, nb, g0, g1, x, y, ldy, CODES_Q8);
+}
+
+void isq_gemm_iq4_nlx8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			   float *y, size_t ldy)
+{
+	gemm_ref(packed, nb, g0, g1, x, y, ldy, CODES_IQ4);
 }
 
 void isq_gemm_q4_0x8(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x, float *y,
@@ -142,4 +154,13 @@ void isq_gemm_q8_0x8(const void *packed, int64_t nb, int64_t g0, int64_t g1, con
 		isq_gemm_q8_0x8_avx2(packed, nb, g0, g1, x, y, ldy);
 	else
 		isq_gemm_q8_0x8_ref(packed, nb, g0, g1, x, y, ldy);
+}
+
+void isq_gemm_iq4_nlx8(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x, float *y,
+		       size_t ldy)
+{
+	if (isq_cpu_has_avx2())
+		isq_gemm_iq4_nlx8_avx2(packed, nb, g0, g1, x, y, ldy);
+	else
+		isq_gemm_iq4_nlx8_ref(packed, nb, g0, g1, x, y, ldy);
 }

@@ -12,6 +12,9 @@
  *                           (low nibbles: elements 4i..4i+3, high nibbles:
  *                           elements 16+4i..16+4i+3)
  *
+ * IQ4_NLx8: IQ4_NL blocks have Q4_0's bytes (scale, then nibbles in the
+ * same order), so they repack the same way; only the codes' meaning differs.
+ *
  * Q8_0x8: eight Q8_0 rows the same way, 272 bytes per block column:
  *
  *   uint16_t d[8];          scales in row order
@@ -55,8 +58,8 @@
  *
  *   acc = 0;  for b: acc = fma(d_w[r][b] * d_x[b], (float)isum[r][b], acc)
  *
- * with isum the exact integer sum over the block of (q - 8) * x (Q4_0) or
- * q * x (Q8_0).  The AVX2 kernels and the portable ones follow it to the
+ * with isum the exact integer sum over the block of (q - 8) * x (Q4_0),
+ * K[q] * x (IQ4_NL, K its code table) or q * x (Q8_0).  The AVX2 kernels and the portable ones follow it to the
  * bit, for any number of activation rows at once, so a prompt's products
  * equal a generated token's.
  */
@@ -87,6 +90,7 @@ void isq_q8_act_prepare(const void *q, size_t row_bytes, int n, int64_t nb, floa
 void isq_repack_q4_0x8(const void *src, size_t row_bytes, int64_t rows, int64_t nb, void *dst);
 /* Row r of a repacked matrix back in plain Q4_0 (nb blocks into dst). */
 void isq_unpack_q4_0x8_row(const void *packed, int64_t nb, int64_t r, void *dst);
+/* IQ4_NL repacks and unpacks through the two above (the same bytes). */
 void isq_repack_q8_0x8(const void *src, size_t row_bytes, int64_t rows, int64_t nb, void *dst);
 void isq_unpack_q8_0x8_row(const void *packed, int64_t nb, int64_t r, void *dst);
 
@@ -100,6 +104,13 @@ void isq_gemm_q4_0x8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1,
 			 float *y, size_t ldy);
 void isq_gemm_q4_0x8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
 			  float *y, size_t ldy);
+/* IQ4_NLx8 reads the activation's d, not its sums. */
+void isq_gemm_iq4_nlx8(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x, float *y,
+		       size_t ldy);
+void isq_gemm_iq4_nlx8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			   float *y, size_t ldy);
+void isq_gemm_iq4_nlx8_avx2(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
+			    float *y, size_t ldy);
 void isq_gemm_q8_0x8(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x, float *y,
 		     size_t ldy);
 void isq_gemm_q8_0x8_ref(const void *packed, int64_t nb, int64_t g0, int64_t g1, const struct isq_q8_act *x,
