@@ -15,7 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq, *opt_quant, *opt_config;
+static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt_isq, *opt_quant, *opt_config,
+	*opt_cache_type = "f32";
 static int64_t opt_n = -1, opt_top_k = 40, opt_threads, opt_ctx, opt_seed = -1;
 static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
@@ -36,6 +37,7 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_DOUBLE(0, "min-p", &opt_min_p, "P", "drop tokens below P x the top probability; 0 = off (default 0.05)"),
 	ISQ_OPT_INT(0, "seed", &opt_seed, "S", "random seed (default: from the clock)"),
 	ISQ_OPT_FLAG(0, "no-echo", &opt_no_echo, "do not print the prompt before the continuation"),
+	ISQ_OPT_STRING(0, "cache-type", &opt_cache_type, "T", "KV cache precision: f32 (default) or f16 (half the memory)"),
 	ISQ_OPT_STRING(0, "backend", &opt_backend, "B", "where to compute: cpu (default), cuda, vulkan"),
 	ISQ_OPT_INT(0, "threads", &opt_threads, "N", "worker threads (default: all cores)"),
 	ISQ_OPT_FLAG(0, "json", &opt_json, "summary as JSON on stderr (stdout keeps the text)"),
@@ -304,6 +306,11 @@ int main(int argc, char **argv)
 					   "0 <= --min-p <= 1, --top-k >= 0)");
 	if (opt_ctx < 0)
 		isq_tool_usage_error(&cmd, "--ctx must be positive");
+	enum isq_type kv_type = ISQ_TYPE_F32;
+	if (!strcmp(opt_cache_type, "f16") || !strcmp(opt_cache_type, "F16"))
+		kv_type = ISQ_TYPE_F16;
+	else if (strcmp(opt_cache_type, "f32") && strcmp(opt_cache_type, "F32"))
+		isq_tool_usage_error(&cmd, "--cache-type must be f32 or f16, not '%s'", opt_cache_type);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct isq_errbuf e = { 0 };
@@ -366,7 +373,7 @@ int main(int argc, char **argv)
 	if (n_ctx > cfg->n_ctx_train && cfg->n_ctx_train > 0)
 		isq_debug("context %lld is longer than the model was trained for (%lld)", (long long)n_ctx,
 			  (long long)cfg->n_ctx_train);
-	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = ISQ_TYPE_F32 };
+	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = kv_type };
 	struct isq_fw_ctx *fw;
 	if (isq_fw_new(&fw, &w.fw, be, &fp, &e))
 		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));

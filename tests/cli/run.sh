@@ -38,6 +38,12 @@ expect_exit 2
 expect_stderr_contains "sampling parameters out of range"
 end
 
+begin "run: an unknown cache type is a usage error"
+run isq-run -m x --cache-type q8_0
+expect_exit 2
+expect_stderr_contains "isq-run: --cache-type must be f32 or f16, not 'q8_0'"
+end
+
 begin "run: an unknown backend names the available ones"
 run isq-run -m x --backend tpu
 expect_exit 2
@@ -85,6 +91,13 @@ run isq-run -q -m "$F32" -p "$PROMPT" -n 252 --temp 0 --threads 2
 expect_exit 0
 expect_stdout_file "$GREEDY"
 expect_stderr_empty
+end
+
+begin "run --cache-type f16: the same 252 reference tokens (the cache's rounding does not flip an argmax here)"
+need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
+run isq-run -q -m "$F32" -p "$PROMPT" -n 252 --temp 0 --cache-type f16
+expect_exit 0
+expect_stdout_file "$GREEDY"
 end
 
 begin "run --no-echo prints the continuation only"
