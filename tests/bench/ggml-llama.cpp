@@ -3,12 +3,17 @@
 //
 //   make bench-ggml GGML_DIR=/path/to/ggml    (a checkout of github.com/ggml-org/ggml, built with
 //                                              cmake -B build -DGGML_NATIVE=ON -DGGML_LLAMAFILE=ON)
-//   build/tests/ggml-llama MODEL.gguf THREADS [PROMPT=64] [GEN=16] [REPS=5]
+//   build/tests/ggml-llama MODEL.gguf THREADS [PROMPT=64] [GEN=16] [REPS=5] [all]
 //
-// As llama.cpp runs it: Q4_0/Q4_K weights in ggml's CPU_REPACK buffer, the rest in plain CPU buffers, F16
-// KV cache, flash attention, logits for a batch's last token only, one warm-up.  It leaves out llama.cpp's
-// own overhead (batch splitting, sampling), so it is at least as fast as llama-bench would be.  Llama
-// architecture, RoPE base 10000, eps 1e-5 (the anchor model's); the ids are arbitrary, the output unused.
+// "all" computes the logits of every prompt token, as llama-imatrix and llama-perplexity do (their lower
+// bound: they also copy activations out or score the logits); `ggml-llama M 2 512 0 8 all` is isq-imatrix's
+// 8 chunks of 512.
+//
+// As llama.cpp runs it on AVX2: Q4_0/Q4_K/IQ4_NL weights in ggml's CPU_REPACK buffer, the rest in plain
+// CPU buffers, F16 KV cache, flash attention, logits for a batch's last token only, one warm-up.  It
+// leaves out llama.cpp's own overhead (batch splitting, sampling), so it is at least as fast as
+// llama-bench would be.  Llama architecture, RoPE base 10000, eps 1e-5 (the anchor model's); the ids are
+// arbitrary, the output unused.
 // Built only by that target, never by CI.
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -24,6 +29,7 @@
 #include <string>
 #include <vector>
 static int NL, NE, NH, NKV, HD, NFF, NV, NCTX = 1024;
+static bool ALL_LOGITS;
 static std::map<std::string, ggml_tensor *> W;
 static ggml_tensor *KC[64], *VC[64];
 static ggml_tensor *w(const std::string &n) { auto it = W.find(n); if (it == W.end()) { fprintf(stderr, "no %s\n", n.c_str()); exit(1); } return it->second; }
@@ -58,7 +64,7 @@ static ggml_cgraph *build(ggml_context *c, int n, int p0, ggml_tensor **ids, ggm
         ggml_tensor *g = ggml_swiglu_split(c, ggml_mul_mat(c, L("ffn_gate.weight"), h), ggml_mul_mat(c, L("ffn_up.weight"), h));
         x = ggml_add(c, x, ggml_mul_mat(c, L("ffn_down.weight"), g));
     }
-    x = ggml_view_2d(c, x, NE, 1, x->nb[1], x->nb[1] * (n - 1));  // last token only, as llama-bench's batches
+    if (!ALL_LOGITS) x = ggml_view_2d(c, x, NE, 1, x->nb[1], x->nb[1] * (n - 1));  // last token only, as llama-bench
     x = ggml_mul(c, ggml_rms_norm(c, x, 1e-5f), w("output_norm.weight"));
     ggml_build_forward_expand(gf, ggml_mul_mat(c, w("output.weight"), x));
     return gf;
@@ -83,6 +89,7 @@ static double run(ggml_backend_t be, ggml_gallocr_t ga, int n, int p0) {
 }
 int main(int argc, char **argv) {
     const char *path = argv[1]; int th = atoi(argv[2]), np = argc > 3 ? atoi(argv[3]) : 64, ng = argc > 4 ? atoi(argv[4]) : 16, reps = argc > 5 ? atoi(argv[5]) : 5;
+    ALL_LOGITS = argc > 6 && strcmp(argv[6], "all") == 0;
     ggml_context *meta = NULL;
     gguf_init_params gp = { true, &meta };
     gguf_context *g = gguf_init_from_file(path, gp);
@@ -102,7 +109,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
         const char *name = gguf_get_tensor_name(g, i);
         ggml_tensor *src = ggml_get_tensor(meta, name);
-        bool r = rep && (src->type == GGML_TYPE_Q4_0 || src->type == GGML_TYPE_Q4_K) && strstr(name, "token_embd") == NULL;
+        bool r = rep && (src->type == GGML_TYPE_Q4_0 || src->type == GGML_TYPE_Q4_K || src->type == GGML_TYPE_IQ4_NL) && strstr(name, "token_embd") == NULL;
         ggml_tensor *t = ggml_dup_tensor(r ? cr : cd, src); ggml_set_name(t, name);
         W[name] = t; load.push_back({t, off0 + gguf_get_tensor_offset(g, i)});
     }
@@ -119,12 +126,14 @@ int main(int argc, char **argv) {
     for (int l = 0; l < NL; l++) { KC[l] = ggml_new_tensor_1d(ck, GGML_TYPE_F16, (int64_t)HD * NKV * NCTX); VC[l] = ggml_new_tensor_1d(ck, GGML_TYPE_F16, (int64_t)HD * NKV * NCTX); }
     ggml_backend_alloc_ctx_tensors(ck, be);
     ggml_gallocr_t ga = ggml_gallocr_new(ggml_backend_get_default_buffer_type(be));
-    run(be, ga, np, 0); run(be, ga, 1, np);  // warm-up, as llama-bench
+    run(be, ga, np, 0); if (ng > 0) run(be, ga, 1, np);  // warm-up, as llama-bench
     std::vector<double> pp, tg;
     for (int r = 0; r < reps; r++) pp.push_back(np / run(be, ga, np, 0));
     for (int r = 0; ng > 0 && r < reps; r++) { double s = 0; for (int i = 0; i < ng; i++) s += run(be, ga, 1, i); tg.push_back(ng / s); }
     auto ms = [](std::vector<double> &v, double &m, double &sd) { m = 0; for (double x : v) m += x; m /= v.size(); sd = 0; for (double x : v) sd += (x - m) * (x - m); sd = sqrt(sd / (v.size() - 1)); };
     double a, b, c2 = 0, d = 0; ms(pp, a, b); if (ng > 0) ms(tg, c2, d);
-    printf("ggml %s threads %d: pp%d %.1f ± %.1f t/s, tg%d %.1f ± %.1f t/s\n", path, th, np, a, b, ng, c2, d);
+    double secs = 0; for (double x : pp) secs += np / x;
+    printf("ggml %s threads %d: pp%d %.1f ± %.1f t/s (%d passes %.2f s%s), tg%d %.1f ± %.1f t/s\n", path, th, np, a, b,
+           reps, secs, ALL_LOGITS ? ", all logits" : "", ng, c2, d);
     return 0;
 }
