@@ -1,10 +1,12 @@
 /*
  * q6kx8-avx2.c - the Q6_Kx8 product of repack.h.  Four low bits from ql and
- * two from qh make each 32-bit lane four codes of one row; q - 32 goes
- * through maddubs as |q - 32| times sign(x, q - 32), so a pair is at most
- * 2 * 32 * 127 and the four chunks of a 16-element sub-block add in int16
- * (<= 32512) before one madd against the row's (sc, sc) pair.  Two
- * activation rows share each decoded load.
+ * two from qh make each 32-bit lane four codes q (0..63) of one row; maddubs
+ * multiplies them unsigned with the activations, so a pair is at most
+ * 2 * 63 * 127 and two chunks add in int16 (<= 32004) before one madd
+ * against the row's (sc, sc) pair.  The -32 offset is subtracted once per
+ * super-block as 32 * sum_j sc_j * bsum_j from the activation's own sums of
+ * 16, which costs far less than sign-adjusting every chunk.  Two activation
+ * rows share each decoded load.
  */
 #include "repack.h"
 
@@ -32,20 +34,28 @@ static ALWAYS_INLINE __m256i scale_pairs(const uint8_t *col, int j)
 	return _mm256_blend_epi16(v, _mm256_slli_epi32(v, 16), 0xaa);
 }
 
-/* codes of elements 128h + 32k + 4i .. +3 of the eight rows, as q - 32 */
-static ALWAYS_INLINE __m256i codes(const uint8_t *col, int h, int k, int i, __m256i m4, __m256i m30, __m256i c32)
+/* sub-blocks 2p and 2p+1's scales as (sc_2p, sc_2p+1) int16 pairs, one per 32-bit lane */
+static ALWAYS_INLINE __m256i scale_duo(const uint8_t *col, int p)
+{
+	__m128i a = _mm_loadl_epi64((const __m128i *)(const void *)(col + OFF6_SC + 16 * p));
+	__m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(col + OFF6_SC + 16 * p + 8));
+	return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
+}
+
+/* codes q of elements 128h + 32k + 4i .. +3 of the eight rows */
+static ALWAYS_INLINE __m256i codes(const uint8_t *col, int h, int k, int i, __m256i m4, __m256i m30)
 {
 	__m256i l = _mm256_loadu_si256((const __m256i *)(const void *)(col + OFF6_QL + 256 * (2 * h + (k & 1)) + 32 * i));
 	__m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(col + OFF6_QH + 256 * h + 32 * i));
 	__m256i lo = _mm256_and_si256(k >> 1 ? _mm256_srli_epi16(l, 4) : l, m4);
 	__m256i hi = k == 0 ? _mm256_slli_epi16(u, 4) : k == 1 ? _mm256_slli_epi16(u, 2) : k == 2 ? u : _mm256_srli_epi16(u, 2);
-	return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_and_si256(hi, m30)), c32);
+	return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
 }
 
 static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nsb, const struct isq_q8k_act *x, int t0, int NT, float *y,
 			       size_t ldy)
 {
-	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
+	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
 	const struct block_q8_K *xr[TILE_T];
 	__m256 acc[TILE_T];
 	_Pragma("GCC unroll 8")
@@ -58,35 +68,37 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nsb, const struct isq
 		if (NT == 1) /* generation streams the weights once: fetch ahead of the hardware prefetcher */
 			for (int l = 0; l < COL6; l += 64)
 				_mm_prefetch((const char *)col + PF_DIST + l, _MM_HINT_T0);
-		__m256i isum[TILE_T];
+		__m256i isum[TILE_T], off[TILE_T];
 		_Pragma("GCC unroll 8")
-		for (int t = 0; t < NT; t++)
+		for (int t = 0; t < NT; t++) {
 			isum[t] = _mm256_setzero_si256();
+			off[t] = _mm256_setzero_si256();
+		}
+		_Pragma("GCC unroll 8")
+		for (int p = 0; p < 8; p++) {
+			__m256i sc = scale_duo(col, p);
+			_Pragma("GCC unroll 8")
+			for (int t = 0; t < NT; t++)
+				off[t] = _mm256_add_epi32(off[t], _mm256_madd_epi16(sc, bcast4(xr[t][s].bsums + 2 * p)));
+		}
 		_Pragma("GCC unroll 2")
 		for (int h = 0; h < 2; h++) {
 			_Pragma("GCC unroll 4")
 			for (int k = 0; k < 4; k++) {
 				_Pragma("GCC unroll 2")
 				for (int ih = 0; ih < 2; ih++) {
-					__m256i s16[TILE_T];
-					_Pragma("GCC unroll 8")
-					for (int t = 0; t < NT; t++)
-						s16[t] = _mm256_setzero_si256();
-					_Pragma("GCC unroll 4")
-					for (int i = 4 * ih; i < 4 * ih + 4; i++) {
-						__m256i w = codes(col, h, k, i, m4, m30, c32);
-						__m256i aw = _mm256_sign_epi8(w, w);
+					__m256i sc = scale_pairs(col, 8 * h + 2 * k + ih);
+					_Pragma("GCC unroll 2")
+					for (int i = 4 * ih; i < 4 * ih + 4; i += 2) {
+						__m256i w0 = codes(col, h, k, i, m4, m30), w1 = codes(col, h, k, i + 1, m4, m30);
 						_Pragma("GCC unroll 8")
 						for (int t = 0; t < NT; t++) {
-							__m256i xv = bcast4(xr[t][s].qs + 128 * h + 32 * k + 4 * i);
-							s16[t] = _mm256_add_epi16(s16[t],
-										  _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)));
+							const int8_t *q = xr[t][s].qs + 128 * h + 32 * k + 4 * i;
+							__m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(q)),
+										       _mm256_maddubs_epi16(w1, bcast4(q + 4)));
+							isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, sc));
 						}
 					}
-					__m256i sc = scale_pairs(col, 8 * h + 2 * k + ih);
-					_Pragma("GCC unroll 8")
-					for (int t = 0; t < NT; t++)
-						isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
 				}
 			}
 		}
@@ -94,7 +106,8 @@ static ALWAYS_INLINE void tile(const uint8_t *grp, int64_t nsb, const struct isq
 		_Pragma("GCC unroll 8")
 		for (int t = 0; t < NT; t++)
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xr[t][s].d)),
-						 _mm256_cvtepi32_ps(isum[t]), acc[t]);
+						 _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[t], _mm256_slli_epi32(off[t], 5))),
+						 acc[t]);
 	}
 	_Pragma("GCC unroll 8")
 	for (int t = 0; t < NT; t++)
