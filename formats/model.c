@@ -628,12 +628,13 @@ const struct isq_model_tensor *isq_model_find(const struct isq_model *m, const c
 	return NULL;
 }
 
-void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, uint64_t len)
+/* The map holding t's bytes and their offset in it; NULL for streamed inputs. */
+static struct isq_map *tensor_map(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t *at)
 {
 	struct isq_map *map = NULL;
 	uint64_t base = 0;
 	if (m->streamed)
-		return;
+		return NULL;
 	if (m->priv) {
 		/* a single file we mapped ourselves */
 		map = &((struct model_priv *)m->priv)->map;
@@ -643,6 +644,21 @@ void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t,
 		map = &m->st->shards[st->shard];
 		base = st->file_offset;
 	}
+	*at = base;
+	return map;
+}
+
+void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, uint64_t len)
+{
+	uint64_t base = 0;
+	struct isq_map *map = tensor_map(m, t, &base);
 	if (map && off + len <= t->nbytes)
 		isq_map_drop(map, base + off, len);
+}
+
+int isq_model_mapped(const struct isq_model *m, const struct isq_model_tensor *t)
+{
+	uint64_t base;
+	struct isq_map *map = tensor_map(m, t, &base);
+	return map && map->mmap_base;
 }

@@ -99,5 +99,7 @@ const struct isq_model_tensor *isq_model_find(const struct isq_model *m, const c
  * are not memory-mapped.
  */
 void isq_model_drop(const struct isq_model *m, const struct isq_model_tensor *t, uint64_t off, uint64_t len);
+/* Whether t's bytes lie in a read-only file mapping (so that isq_pages_drop may drop them). */
+int isq_model_mapped(const struct isq_model *m, const struct isq_model_tensor *t);
 
 #endif

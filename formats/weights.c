@@ -6,8 +6,6 @@
 #include "thread.h"
 
 #include <dirent.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static int add_owned(struct isq_weights *w, float *p)
 {
@@ -67,6 +65,8 @@ static int uqff_matrix(struct isq_weights *w, const struct isq_uqff_layer *l, st
 		out->type = l->type;
 		out->row_bytes = (size_t)rb;
 		out->data = l->weight->data;
+		const struct isq_safetensors *shard = w->uqff_set->shards[l->weight->shard];
+		out->file_backed = shard->n_shards == 1 && shard->shards[0].mmap_base != NULL;
 		/*
 		 * safetensors does not align tensor data, and block structs and
 		 * floats must not be read at odd addresses: such an entry is copied.
@@ -78,6 +78,7 @@ static int uqff_matrix(struct isq_weights *w, const struct isq_uqff_layer *l, st
 				return isq_errbuf_set(&w->err, ISQ_ENOMEM, "out of memory copying layer '%s'", l->key);
 			memcpy(p, out->data, n);
 			out->data = p;
+			out->file_backed = 0;
 			return add_owned(w, p);
 		}
 		return 0;
@@ -126,18 +127,6 @@ static void isq_rows(void *ctx, int64_t b, int64_t e, int worker)
 					  f + (size_t)r * cols, cols);
 		j->dt->quantize(f, j->dst + (size_t)r0 * j->dst_row, nr, cols, NULL);
 	}
-}
-
-/* Drop the pages wholly inside [p, p + n) from this process's memory (they are file-backed: re-read on use). */
-static void drop_pages(const void *p, size_t n)
-{
-	long ps = sysconf(_SC_PAGESIZE);
-	if (ps <= 0)
-		return;
-	uintptr_t b = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
-	uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
-	if (e > b)
-		madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
 /*
@@ -189,12 +178,14 @@ static int isq_matrix(struct isq_weights *w, const char *name, struct isq_fw_ten
 	struct isq_job j = { out, isq_type_traits(out->type), dt, dst, (size_t)rb, scratch };
 	isq_pool_for(w->isq_pool, (out->rows + ISQ_ROWS - 1) / ISQ_ROWS, 1, isq_rows, &j);
 	free(scratch);
-	drop_pages(out->data, out->row_bytes * (size_t)out->rows);
+	if (out->file_backed)
+		isq_pages_drop(out->data, out->row_bytes * (size_t)out->rows);
 	if (t != o->isq)
 		o->n_fallback++;
 	out->type = t;
 	out->row_bytes = (size_t)rb;
 	out->data = dst;
+	out->file_backed = 0;
 	o->n_quantized++;
 	return add_owned(w, (float *)(void *)dst);
 }
@@ -236,6 +227,7 @@ static int get_matrix(struct isq_weights *w, const char *name, int required, str
 	out->cols = t->shape[1];
 	out->row_bytes = (size_t)rb;
 	out->data = t->data;
+	out->file_backed = isq_model_mapped(&w->model, t);
 	if (w->opts && w->opts->isq != ISQ_TYPE_NONE && strcmp(name, "token_embd.weight"))
 		return isq_matrix(w, name, out);
 	return 0;

@@ -47,6 +47,12 @@ struct isq_fw_tensor {
 	 * kernels/cpu/repack.h); only that backend's operations read it.
 	 */
 	int layout;
+	/*
+	 * Host matrices only: data lies in a read-only file mapping, so once a
+	 * backend holds its own copy (repacked, or on a device) the file pages
+	 * can leave memory (isq_pages_drop).
+	 */
+	int file_backed;
 };
 
 /* The geometry of one attention call (see ops->attention). */

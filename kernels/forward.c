@@ -1,5 +1,6 @@
 /* forward.c - the Llama-family decoder pass over a backend. */
 #include "forward.h"
+#include "io.h"
 
 #include <math.h>
 
@@ -84,6 +85,9 @@ static int load_w(struct isq_fw_ctx *c, const struct isq_fw_tensor *src, struct 
 		  const char *what, int layer, struct isq_errbuf *e)
 {
 	int rc = c->be->ops->weight_load(c->be, src, dst, e);
+	/* a repacked or uploaded copy replaces the file's pages: don't hold both */
+	if (!rc && src->file_backed && dst->data != src->data)
+		isq_pages_drop(src->data, src->row_bytes * (size_t)src->rows);
 	if (rc) {
 		if (layer >= 0)
 			isq_errbuf_prefix(e, "layer %d %s", layer, what);

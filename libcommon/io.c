@@ -42,6 +42,17 @@ void isq_map_drop(struct isq_map *m, uint64_t offset, uint64_t len)
 		madvise((uint8_t *)m->mmap_base + b, (size_t)(e - b), MADV_DONTNEED);
 }
 
+void isq_pages_drop(const void *p, size_t n)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps <= 0 || !p)
+		return;
+	uintptr_t b = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+	uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
+	if (e > b)
+		madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 static int read_all_fd(int fd, struct isq_buf *b)
 {
 	for (;;) {

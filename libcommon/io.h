@@ -71,6 +71,12 @@ void isq_map_release(struct isq_map *m);
  * for heap-backed maps; ranges past the end are clipped.
  */
 void isq_map_drop(struct isq_map *m, uint64_t offset, uint64_t len);
+/*
+ * The same for memory known to be a read-only file mapping, by address: the
+ * whole pages inside [p, p + n).  Never call it on heap memory, whose
+ * contents it would discard.
+ */
+void isq_pages_drop(const void *p, size_t n);
 
 /*
  * Read a whole (small) file into *out (reset first), NUL-terminated; "-" =

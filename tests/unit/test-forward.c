@@ -237,6 +237,55 @@ static void write_file(const char *path, const void *data, size_t n)
 	fclose(f);
 }
 
+/*
+ * Load PATH (opts: --isq, or NULL), check layer 0's attn_q is file-backed
+ * as WANT says, and that its host bytes read the same after the CPU backend
+ * repacked it and the file's pages were dropped.  The flag is what guards
+ * heap buffers (a dropped heap page reads back as zeros); stories260K's
+ * matrices are too small to span a whole page, so the flag is checked.
+ */
+static void host_bytes_survive_load(const char *path, struct isq_weights_opts *o, int want)
+{
+	struct isq_weights w;
+	struct isq_errbuf e = { 0 };
+	struct isq_backend *be = NULL;
+	struct isq_fw_ctx *fw = NULL;
+	int rc = o ? isq_weights_open_opts(&w, path, o) : isq_weights_open(&w, path);
+	CHECK_MSG(rc == 0, "%s", isq_errbuf_msg(&w.err));
+	if (rc)
+		return;
+	const struct isq_fw_tensor *q = &w.fw.layers[0].wq;
+	CHECK_EQ_INT(q->file_backed, want);
+	size_t n = q->row_bytes * (size_t)q->rows;
+	uint8_t *copy = malloc(n);
+	memcpy(copy, q->data, n);
+	struct isq_fw_params p = { .n_ctx = 16, .n_batch = 16 };
+	rc = isq_backend_new("cpu", 1, &be, &e);
+	rc = rc ? rc : isq_fw_new(&fw, &w.fw, be, &p, &e);
+	CHECK_MSG(rc == 0, "%s", isq_errbuf_msg(&e));
+	CHECK_MSG(memcmp(copy, q->data, n) == 0, "%s: attn_q's host bytes changed by loading", path);
+	isq_fw_free(fw);
+	isq_backend_free(be);
+	isq_weights_release(&w);
+	free(copy);
+}
+
+TEST(repacked_file_pages_dropped_heap_kept)
+{
+	char path[4096];
+	if (!test_shared_path(path, sizeof(path), "ref/llamacpp-stories260K/stories260K-Q4_0.gguf"))
+		SKIP("../shared llama.cpp stories260K files not present");
+	isq_types_init();
+	host_bytes_survive_load(path, NULL, 1);
+	if (!test_shared_path(path, sizeof(path), "models/stories260K-f32/model.safetensors"))
+		SKIP("../shared/models/stories260K-f32 not present");
+	*strrchr(path, '/') = 0;
+	/* --isq q4_0: the quantized matrix is the handle's heap memory */
+	struct isq_weights_opts o = { .isq = ISQ_TYPE_Q4_0, .n_threads = 1 };
+	host_bytes_survive_load(path, &o, 0);
+	CHECK_EQ_INT(o.n_quantized > 0, 1);
+}
+
 TEST(unsupported_arch_is_clear)
 {
 	char dir[4200], path[4300];

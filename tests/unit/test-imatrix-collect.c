@@ -36,8 +36,8 @@ static float *toy_vec(struct toy *t, int64_t n, float base, float spread)
 static struct isq_fw_tensor toy_mat(struct toy *t, int64_t rows, int64_t cols)
 {
 	float scale = 1.0f / sqrtf((float)cols) * 1.7f;
-	struct isq_fw_tensor m = { ISQ_TYPE_F32, rows, cols, (size_t)cols * sizeof(float),
-				   toy_vec(t, rows * cols, 0, scale), 0 };
+	struct isq_fw_tensor m = { .type = ISQ_TYPE_F32, .rows = rows, .cols = cols,
+				   .row_bytes = (size_t)cols * sizeof(float), .data = toy_vec(t, rows * cols, 0, scale) };
 	return m;
 }
 

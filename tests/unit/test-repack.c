@@ -305,7 +305,8 @@ static void backend_repacked_matches_rows(enum isq_type type)
 	for (int64_t i = 0; i < nblk; i++)
 		for (int k = 0; k < (type == ISQ_TYPE_Q4_K ? 2 : 1); k++)
 			memcpy(w + (size_t)i * tt->type_size + d_at + 2 * k, &(uint16_t){ (uint16_t)(0x1c00 + next() % 0x800) }, 2);
-	struct isq_fw_tensor host = { type, R, C, C / tt->blck * tt->type_size, w, 0 };
+	struct isq_fw_tensor host = { .type = type, .rows = R, .cols = C, .row_bytes = C / tt->blck * tt->type_size,
+				      .data = w };
 	struct isq_backend *be[2] = { 0 };
 	struct isq_fw_tensor dev[2];
 	struct isq_errbuf e = { 0 };
