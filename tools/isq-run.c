@@ -11,6 +11,7 @@
 #include <cJSON.h>
 #include <libgen.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@ static const char *opt_model, *opt_prompt, *opt_file, *opt_backend = "cpu", *opt
 static int64_t opt_n = -1, opt_top_k = 40, opt_threads, opt_ctx, opt_seed = -1;
 static double opt_temp = 0.8, opt_top_p = 0.95, opt_min_p = 0.05;
 static int opt_no_echo, opt_json, opt_quiet, opt_verbose;
+static int kv_f16; /* --cache-type f16 */
 
 static const struct isq_opt options[] = {
 	ISQ_OPT_STRING('m', "model", &opt_model, "MODEL", "HF directory, safetensors or GGUF file, UQFF directory"),
@@ -238,6 +240,7 @@ static void report(const struct run_stats *st, const struct isq_backend *be)
 		cJSON_AddStringToObject(j, "model", opt_model);
 		cJSON_AddStringToObject(j, "backend", be->name);
 		cJSON_AddNumberToObject(j, "threads", be->n_threads);
+		cJSON_AddStringToObject(j, "cache_type", kv_f16 ? "f16" : "f32");
 		cJSON_AddNumberToObject(j, "seed", (double)st->seed);
 		cJSON_AddNumberToObject(j, "load_s", st->load_s);
 		cJSON_AddNumberToObject(j, "prompt_tokens", (double)st->n_prompt);
@@ -306,10 +309,8 @@ int main(int argc, char **argv)
 					   "0 <= --min-p <= 1, --top-k >= 0)");
 	if (opt_ctx < 0)
 		isq_tool_usage_error(&cmd, "--ctx must be positive");
-	enum isq_type kv_type = ISQ_TYPE_F32;
-	if (!strcmp(opt_cache_type, "f16") || !strcmp(opt_cache_type, "F16"))
-		kv_type = ISQ_TYPE_F16;
-	else if (strcmp(opt_cache_type, "f32") && strcmp(opt_cache_type, "F32"))
+	kv_f16 = !strcasecmp(opt_cache_type, "f16");
+	if (!kv_f16 && strcasecmp(opt_cache_type, "f32"))
 		isq_tool_usage_error(&cmd, "--cache-type must be f32 or f16, not '%s'", opt_cache_type);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -373,7 +374,7 @@ int main(int argc, char **argv)
 	if (n_ctx > cfg->n_ctx_train && cfg->n_ctx_train > 0)
 		isq_debug("context %lld is longer than the model was trained for (%lld)", (long long)n_ctx,
 			  (long long)cfg->n_ctx_train);
-	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = kv_type };
+	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = kv_f16 ? ISQ_TYPE_F16 : ISQ_TYPE_F32 };
 	struct isq_fw_ctx *fw;
 	if (isq_fw_new(&fw, &w.fw, be, &fp, &e))
 		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));

@@ -95,9 +95,12 @@ end
 
 begin "run --cache-type f16: the same 252 reference tokens (the cache's rounding does not flip an argmax here)"
 need_shared models/stories260K-f32/reference/greedy256_once_upon_a_time.txt
-run isq-run -q -m "$F32" -p "$PROMPT" -n 252 --temp 0 --cache-type f16
+run isq-run -m "$F32" -p "$PROMPT" -n 252 --temp 0 --cache-type F16 --json
 expect_exit 0
 expect_stdout_file "$GREEDY"
+if [ -z "$case_skip" ]; then
+	r=$(jq -e '.cache_type == "f16"' "$W/.stderr" 2>&1) || _note "stderr JSON: $r"
+fi
 end
 
 begin "run --no-echo prints the continuation only"
@@ -116,7 +119,7 @@ expect_stdout_file "$GREEDY"
 expect_stderr_lines 1
 if [ -z "$case_skip" ]; then
 	r=$(jq -e '.prompt_tokens == 5 and .gen_tokens == 252 and .stop == "length" and .backend == "cpu"
-		and .gen_tok_s > 0 and .peak_rss_bytes > 0' "$W/.stderr" 2>&1) || _note "stderr JSON: $r"
+		and .gen_tok_s > 0 and .peak_rss_bytes > 0 and .cache_type == "f32"' "$W/.stderr" 2>&1) || _note "stderr JSON: $r"
 fi
 end
 
