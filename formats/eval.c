@@ -103,7 +103,7 @@ static int load_tokenizer(struct isq_eval_model *m, struct isq_errbuf *e)
 }
 
 int isq_eval_model_open(struct isq_eval_model *m, const char *path, struct isq_backend *be, int64_t n_ctx,
-			struct isq_errbuf *e)
+			enum isq_type kv_type, struct isq_errbuf *e)
 {
 	memset(m, 0, sizeof(*m));
 	m->path = path;
@@ -117,7 +117,7 @@ int isq_eval_model_open(struct isq_eval_model *m, const char *path, struct isq_b
 	if ((rc = load_tokenizer(m, e)))
 		goto fail;
 	/* one batch per chunk, so every matmul sees the whole chunk (llama-perplexity with -b >= -c) */
-	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = (int)n_ctx, .kv_type = ISQ_TYPE_F32 };
+	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = (int)n_ctx, .kv_type = kv_type };
 	struct isq_errbuf fe = { 0 };
 	if ((rc = isq_fw_new(&m->fw, &m->w.fw, be, &fp, &fe))) {
 		isq_errbuf_set(e, rc, "%s: %s", path, isq_errbuf_msg(&fe));

@@ -74,10 +74,12 @@ struct isq_eval_model {
 /*
  * Open PATH (HF directory, safetensors or GGUF) with its tokenizer (a GGUF's
  * own, or the tokenizer.json beside it) and a forward context for chunks of
- * N_CTX tokens in one batch.  PATH is borrowed.  Returns 0 or a negative
- * status; M is released on failure.
+ * N_CTX tokens in one batch, its KV cache in KV_TYPE (ISQ_TYPE_F32 or
+ * ISQ_TYPE_F16, llama.cpp's default).  PATH is borrowed.  Returns 0 or a
+ * negative status; M is released on failure.
  */
 int isq_eval_model_open(struct isq_eval_model *m, const char *path, struct isq_backend *be, int64_t n_ctx,
+			enum isq_type kv_type,
 			struct isq_errbuf *e);
 void isq_eval_model_close(struct isq_eval_model *m);
 
@@ -120,6 +122,7 @@ typedef void (*isq_eval_progress_fn)(void *ud, int64_t k, double ppl);
 struct isq_eval_params {
 	int64_t n_ctx;          /* tokens per chunk (the models' n_ctx) */
 	int64_t max_chunks;     /* 0: all */
+	enum isq_type kv_type;  /* the models' KV cache: ISQ_TYPE_F32 (0) or ISQ_TYPE_F16 */
 	int per_doc;            /* --per-document instead of llama-perplexity's chunks */
 	const char *text_path;  /* for messages */
 	const struct isq_kld *kld;  /* base from a saved file (chunks only) */

@@ -136,7 +136,7 @@ static int quantize_row(struct scratch *s, const struct isq_eval_model *base, st
 static int open_model(struct isq_eval_model *m, const char *path, const struct isq_sweep_params *p,
 		      struct isq_errbuf *e)
 {
-	int rc = isq_eval_model_open(m, path, p->be, p->eval.n_ctx, e);
+	int rc = isq_eval_model_open(m, path, p->be, p->eval.n_ctx, p->eval.kv_type, e);
 	if (!rc && p->on_model)
 		p->on_model(p->ud, m);
 	return rc;

@@ -15,8 +15,10 @@
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
+#include <strings.h>
 
-static const char *opt_model, *opt_file, *opt_kl_model, *opt_format, *opt_backend = "cpu";
+static const char *opt_model, *opt_file, *opt_kl_model, *opt_format, *opt_backend = "cpu", *opt_cache_type = "f32";
+static enum isq_type kv_type = ISQ_TYPE_F32; /* from --cache-type */
 static int64_t opt_ctx = INT64_MIN, opt_chunks, opt_threads; /* INT64_MIN: no -c given */
 static int opt_ppl, opt_json, opt_quiet, opt_verbose;
 static const char *opt_kl_base, *opt_kl_file, *opt_sweep, *opt_plot, *opt_imatrix;
@@ -47,6 +49,7 @@ static const struct isq_opt options[] = {
 	ISQ_OPT_INT(0, "chunks", &opt_chunks, "N", "use at most N chunks (default: all)"),
 	ISQ_OPT_STRING(0, "format", &opt_format, "F", "report format: md (default), csv, json"),
 	ISQ_OPT_FLAG(0, "json", &opt_json, "the report as one JSON document (same as --format json)"),
+	ISQ_OPT_STRING(0, "cache-type", &opt_cache_type, "T", "KV cache of every model run: f32 (default) or f16 (llama.cpp's)"),
 	ISQ_OPT_STRING(0, "backend", &opt_backend, "B", "where to compute: cpu (default), cuda, vulkan"),
 	ISQ_OPT_INT(0, "threads", &opt_threads, "N", "worker threads (default: all cores)"),
 	ISQ_OPT_COUNT('q', "quiet", &opt_quiet, "print less on stderr"),
@@ -108,7 +111,7 @@ static void warn_ctx(void *ud, const struct isq_eval_model *m)
 static void model_open(struct isq_eval_model *m, const char *path, struct isq_backend *be)
 {
 	struct isq_errbuf e = { 0 };
-	if (isq_eval_model_open(m, path, be, opt_ctx, &e))
+	if (isq_eval_model_open(m, path, be, opt_ctx, kv_type, &e))
 		isq_die("%s", isq_errbuf_msg(&e));
 	warn_ctx(NULL, m);
 }
@@ -116,7 +119,7 @@ static void model_open(struct isq_eval_model *m, const char *path, struct isq_ba
 /* The measurement the options ask for; the tool adds the base (model, .kld file or writer). */
 static struct isq_eval_params eval_params(void)
 {
-	return (struct isq_eval_params){ .n_ctx = opt_ctx, .max_chunks = opt_chunks, .per_doc = opt_per_doc,
+	return (struct isq_eval_params){ .n_ctx = opt_ctx, .max_chunks = opt_chunks, .kv_type = kv_type, .per_doc = opt_per_doc,
 					 .text_path = opt_file, .kld_path = opt_kl_file, .progress = progress };
 }
 
@@ -603,7 +606,8 @@ static void run_speed(struct isq_backend *be, enum report_format fmt)
 	struct isq_errbuf e = { 0 };
 	if (isq_weights_open(&w, opt_model))
 		isq_die("%s", isq_errbuf_msg(&w.err));
-	struct isq_fw_bench_params bp = { .n_prompt = (int)opt_n_prompt, .n_gen = (int)opt_n_gen, .reps = (int)opt_reps };
+	struct isq_fw_bench_params bp = { .n_prompt = (int)opt_n_prompt, .n_gen = (int)opt_n_gen, .reps = (int)opt_reps,
+					  .kv_type = kv_type };
 	struct isq_fw_bench_result r;
 	if (isq_fw_bench(&w.fw, be, &bp, &r, &e))
 		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));
@@ -630,6 +634,7 @@ static void run_speed(struct isq_backend *be, enum report_format fmt)
 		cJSON_AddStringToObject(j, "backend", opt_backend);
 		cJSON_AddNumberToObject(j, "threads", r.n_threads);
 		cJSON_AddNumberToObject(j, "repetitions", bp.reps);
+		cJSON_AddStringToObject(j, "cache_type", kv_type == ISQ_TYPE_F16 ? "f16" : "f32");
 		arr = cJSON_AddArrayToObject(j, "tests");
 		for (int i = 0; i < nr; i++) {
 			cJSON *o = cJSON_CreateObject();
@@ -773,6 +778,10 @@ int main(int argc, char **argv)
 		isq_tool_usage_error(&cmd, "give one mode: --ppl, --kl-model BASE, --kl-base OUT, --kl FILE, --sweep TYPES, "
 					   "--tensors, --speed or --quant");
 	check_measure_opts();
+	if (!strcasecmp(opt_cache_type, "f16"))
+		kv_type = ISQ_TYPE_F16;
+	else if (strcasecmp(opt_cache_type, "f32"))
+		isq_tool_usage_error(&cmd, "--cache-type must be f32 or f16, not '%s'", opt_cache_type);
 	if (opt_kl_file && opt_file)
 		isq_tool_usage_error(&cmd, "--kl takes its tokens from '%s'; -f is not used", opt_kl_file);
 	if (!opt_file && !opt_kl_file && !opt_tensors && !opt_speed && !opt_quant)

@@ -535,7 +535,10 @@ expect_stdout_match '^small,.*,tg3,'
 [ -n "$case_skip" ] || [ "$(wc -l < "$W/.stdout")" -eq 2 ] || _note "-p 0: expected the tg row only"
 run isq-bench -q -m small --speed -p 8 -n 0 -r 1 --json
 expect_exit 0
-expect_json '.mode == "speed" and .repetitions == 1 and (.tests | length) == 1 and .tests[0].test == "pp8" and .tests[0].avg_ts > 0 and .tests[0].stddev_ts == 0'
+expect_json '.mode == "speed" and .repetitions == 1 and (.tests | length) == 1 and .tests[0].test == "pp8" and .tests[0].avg_ts > 0 and .tests[0].stddev_ts == 0 and .cache_type == "f32"'
+run isq-bench -q -m small --speed -p 8 -n 2 -r 1 --json --cache-type f16
+expect_exit 0
+expect_json '.cache_type == "f16" and (.tests | length) == 2'
 end
 
 begin "bench --speed: errors"
@@ -550,6 +553,9 @@ expect_exit 2
 expect_stderr_contains "-p, -n and -r go with --speed"
 run isq-bench -m x --speed --imatrix y
 expect_exit 2
+run isq-bench -m x --speed --cache-type q8_0
+expect_exit 2
+expect_stderr_contains "isq-bench: --cache-type must be f32 or f16, not 'q8_0'"
 run isq-bench -m x --speed -c 64
 expect_exit 2
 run isq-bench -m missing --speed
