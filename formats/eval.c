@@ -117,7 +117,8 @@ int isq_eval_model_open(struct isq_eval_model *m, const char *path, struct isq_b
 	if ((rc = load_tokenizer(m, e)))
 		goto fail;
 	/* one batch per chunk, so every matmul sees the whole chunk (llama-perplexity with -b >= -c) */
-	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = (int)n_ctx, .kv_type = kv_type };
+	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = (int)n_ctx, .kv_type = kv_type,
+				    .host_copied = isq_weights_host_copied, .host_copied_ud = &m->w };
 	struct isq_errbuf fe = { 0 };
 	if ((rc = isq_fw_new(&m->fw, &m->w.fw, be, &fp, &fe))) {
 		isq_errbuf_set(e, rc, "%s: %s", path, isq_errbuf_msg(&fe));

@@ -450,6 +450,18 @@ static int open_uqff(struct isq_weights *w, const char *path)
 	return rc;
 }
 
+void isq_weights_host_copied(void *ud, const struct isq_fw_tensor *host)
+{
+	struct isq_weights *w = ud;
+	for (size_t i = 0; i < w->n_owned; i++)
+		if (w->owned[i] && (const void *)w->owned[i] == host->data) {
+			free(w->owned[i]);
+			w->owned[i] = NULL;
+			w->fw.spent = 1;
+			return;
+		}
+}
+
 int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o)
 {
 	memset(w, 0, sizeof(*w));

@@ -79,5 +79,13 @@ struct isq_weights_opts {
 };
 int isq_weights_open_opts(struct isq_weights *w, const char *path, struct isq_weights_opts *o);
 void isq_weights_release(struct isq_weights *w);
+/*
+ * isq_fw_params.host_copied (ud: the struct isq_weights *) for a handle that
+ * makes one forward context: frees the handle's own copy of a matrix (--isq
+ * output, a copied UQFF entry) once the context holds its own, so a repacked
+ * model is not resident twice.  The handle can make no further context
+ * (w->fw.spent).
+ */
+void isq_weights_host_copied(void *w, const struct isq_fw_tensor *host);
 
 #endif

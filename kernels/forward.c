@@ -12,6 +12,8 @@ struct fw_layer_dev {
 
 struct isq_fw_ctx {
 	const struct isq_fw_weights *w;
+	void (*host_copied)(void *ud, const struct isq_fw_tensor *host);
+	void *host_copied_ud;
 	struct isq_fw_config cfg;
 	struct isq_backend *be;
 	int64_t n_ctx;
@@ -85,9 +87,13 @@ static int load_w(struct isq_fw_ctx *c, const struct isq_fw_tensor *src, struct 
 		  const char *what, int layer, struct isq_errbuf *e)
 {
 	int rc = c->be->ops->weight_load(c->be, src, dst, e);
-	/* a repacked or uploaded copy replaces the file's pages: don't hold both */
-	if (!rc && src->file_backed && dst->data != src->data)
-		isq_pages_drop(src->data, src->row_bytes * (size_t)src->rows);
+	/* a repacked or uploaded copy replaces the host bytes: don't hold both */
+	if (!rc && dst->data != src->data) {
+		if (src->file_backed)
+			isq_pages_drop(src->data, src->row_bytes * (size_t)src->rows);
+		else if (c->host_copied)
+			c->host_copied(c->host_copied_ud, src);
+	}
 	if (rc) {
 		if (layer >= 0)
 			isq_errbuf_prefix(e, "layer %d %s", layer, what);
@@ -122,6 +128,8 @@ int isq_fw_new(struct isq_fw_ctx **out, const struct isq_fw_weights *w, struct i
 		return isq_errbuf_set(e, ISQ_EINVAL, "context length must be at least 1");
 	if (p->kv_type != ISQ_TYPE_F32 && p->kv_type != ISQ_TYPE_F16)
 		return isq_errbuf_set(e, ISQ_EINVAL, "KV cache type must be f32 or f16");
+	if (w->spent)
+		return isq_errbuf_set(e, ISQ_EINVAL, "these weights were handed to a context that freed its copies");
 	int64_t d = cfg->n_embd, hd = cfg->head_dim, nq = cfg->n_head * hd, nkv = cfg->n_head_kv * hd;
 	int rc = check_matrix(&w->tok_embd, "token embedding", -1, cfg->n_vocab, d, e);
 	if (!rc && w->output.data)
@@ -152,6 +160,8 @@ int isq_fw_new(struct isq_fw_ctx **out, const struct isq_fw_weights *w, struct i
 	c->be = be;
 	c->n_ctx = p->n_ctx;
 	c->n_batch = p->n_batch > 0 ? p->n_batch : 64;
+	c->host_copied = p->host_copied;
+	c->host_copied_ud = p->host_copied_ud;
 	c->kv_type = p->kv_type == ISQ_TYPE_F16 ? ISQ_TYPE_F16 : ISQ_TYPE_F32;
 	c->layers = calloc((size_t)cfg->n_layer, sizeof(*c->layers));
 	if (!c->layers) {

@@ -67,6 +67,8 @@ struct isq_fw_weights {
 	/* llama.cpp's rope_freqs.weight (head_dim/2 divisors of the base frequencies), or NULL */
 	const float *rope_freqs;
 	struct isq_fw_layer *layers; /* n_layer */
+	/* set when an owner freed matrices a context had copied (host_copied below): no further contexts */
+	int spent;
 };
 
 struct isq_fw_ctx;
@@ -75,6 +77,15 @@ struct isq_fw_params {
 	int64_t n_ctx;        /* positions the KV cache holds */
 	int n_batch;          /* rows evaluated at once (longer inputs are split); 0: 64 */
 	enum isq_type kv_type; /* ISQ_TYPE_F32 (0, the default) or ISQ_TYPE_F16 */
+	/*
+	 * Optional: called during isq_fw_new for each host matrix a backend made
+	 * its own copy of (repacked, or uploaded to a device).  The context never
+	 * reads that matrix's host bytes again, so their owner may free them
+	 * (isq_weights_host_copied does, and marks the weights spent).  File-backed
+	 * matrices need no callback: their pages are dropped in any case.
+	 */
+	void (*host_copied)(void *ud, const struct isq_fw_tensor *host);
+	void *host_copied_ud;
 };
 
 /*

@@ -374,7 +374,9 @@ int main(int argc, char **argv)
 	if (n_ctx > cfg->n_ctx_train && cfg->n_ctx_train > 0)
 		isq_debug("context %lld is longer than the model was trained for (%lld)", (long long)n_ctx,
 			  (long long)cfg->n_ctx_train);
-	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = kv_f16 ? ISQ_TYPE_F16 : ISQ_TYPE_F32 };
+	struct isq_fw_params fp = { .n_ctx = n_ctx, .n_batch = 64, .kv_type = kv_f16 ? ISQ_TYPE_F16 : ISQ_TYPE_F32,
+				    /* one context: what it copies need not stay in the handle too */
+				    .host_copied = isq_weights_host_copied, .host_copied_ud = &w };
 	struct isq_fw_ctx *fw;
 	if (isq_fw_new(&fw, &w.fw, be, &fp, &e))
 		isq_die("%s: %s", opt_model, isq_errbuf_msg(&e));

@@ -286,6 +286,55 @@ TEST(repacked_file_pages_dropped_heap_kept)
 	CHECK_EQ_INT(o.n_quantized > 0, 1);
 }
 
+/* Teacher-forced logits of ids under --isq q4_0, the handle freeing what the context copied or not. */
+static float *isq_logits(const char *dir, const int32_t *ids, int n, int free_copies)
+{
+	struct isq_weights w;
+	struct isq_weights_opts o = { .isq = ISQ_TYPE_Q4_0, .n_threads = 1 };
+	struct isq_errbuf e = { 0 };
+	struct isq_backend *be = NULL;
+	struct isq_fw_ctx *fw = NULL, *again = NULL;
+	float *out = NULL;
+	CHECK(isq_weights_open_opts(&w, dir, &o) == 0);
+	struct isq_fw_params p = { .n_ctx = n, .n_batch = n };
+	if (free_copies) {
+		p.host_copied = isq_weights_host_copied;
+		p.host_copied_ud = &w;
+	}
+	int rc = isq_backend_new("cpu", 1, &be, &e);
+	rc = rc ? rc : isq_fw_new(&fw, &w.fw, be, &p, &e);
+	CHECK_MSG(rc == 0, "%s", isq_errbuf_msg(&e));
+	CHECK_EQ_INT(w.fw.spent, free_copies);
+	if (free_copies) {
+		/* the freed matrices cannot serve a second context */
+		CHECK_EQ_INT(isq_fw_new(&again, &w.fw, be, &p, &e), ISQ_EINVAL);
+		CHECK(strstr(isq_errbuf_msg(&e), "freed its copies") != NULL);
+	}
+	if (!rc) {
+		out = malloc((size_t)n * VOCAB * sizeof(float));
+		CHECK(isq_fw_eval(fw, ids, n, 0, out, ISQ_FW_LOGITS_ALL, &e) == 0);
+	}
+	isq_fw_free(fw);
+	isq_backend_free(be);
+	isq_weights_release(&w);
+	return out;
+}
+
+TEST(isq_copies_freed_once_repacked)
+{
+	char path[4096];
+	int32_t ids[300];
+	if (read_ids(ids, 300) != N_REF + 1 ||
+	    !test_shared_path(path, sizeof(path), "models/stories260K-f32/model.safetensors"))
+		SKIP("../shared/models/stories260K-f32 not present");
+	*strrchr(path, '/') = 0;
+	isq_types_init();
+	float *kept = isq_logits(path, ids, 64, 0), *freed = isq_logits(path, ids, 64, 1);
+	CHECK(kept && freed && memcmp(kept, freed, (size_t)64 * VOCAB * sizeof(float)) == 0);
+	free(kept);
+	free(freed);
+}
+
 TEST(unsupported_arch_is_clear)
 {
 	char dir[4200], path[4300];
